@@ -1,0 +1,1 @@
+"""slackbot: a self-hosted coding agent that lives in Slack."""

@@ -1,0 +1,147 @@
+"""Composition root: builds every part from settings and owns their lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from typing import Any, Coroutine
+
+from .agent import OpenAIModel
+from .repos import GitRunner, Workspaces
+from .runs import EventBus, RunContext, RunManager
+from .sandbox import DockerSandboxes
+from .settings import Settings
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Background:
+    """Owns background tasks: strong references, errors logged, all awaited on close."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception():
+            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+
+    async def close(self) -> None:
+        tasks = list(self._tasks)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class Models:
+    """One client per model name, shared by tasks."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._models: dict[str, OpenAIModel] = {}
+
+    def __call__(self, name: str) -> OpenAIModel:
+        if name not in self._models:
+            s = self.settings
+            self._models[name] = OpenAIModel(name=name, api=s.model_api, base_url=s.openai_base_url,
+                                             api_key=s.openai_api_key, retries=s.model_retries,
+                                             timeout_s=s.model_timeout_s)
+        return self._models[name]
+
+    async def close(self) -> None:
+        for model in self._models.values():
+            await model.aclose()
+
+
+def instance_label(settings: Settings) -> str:
+    """Containers of one bot installation (one database) carry this label, so reaping spares others."""
+    return hashlib.sha256(settings.db_url.encode()).hexdigest()[:10]
+
+
+class Bot:
+    """`async with Bot(settings) as bot:` runs the Slack front and/or a worker until the block ends."""
+
+    def __init__(self, settings: Settings, *, port: int = 3000, http: bool = False, front: bool = True,
+                 worker: bool = True, slack: bool = True) -> None:
+        self.settings = settings
+        self.port = port
+        self.http = http
+        self.front = front and slack
+        self.worker = worker
+        self.slack = slack
+        self.background = Background()
+        self.server: Any = None
+        self.updater: Any = None
+
+    async def start(self) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = Store(s.db_url)
+        await self.store.create_all()
+        self.sandboxes = DockerSandboxes(s, instance=instance_label(s))
+        self.git = GitRunner()
+        self.models = Models(s)
+        self.bus = EventBus(self.store)
+        ctx = RunContext(s, self.store, self.bus, self.sandboxes, Workspaces(s.workspaces_dir, self.git),
+                         self.models)
+        self.runs = RunManager(ctx, run_worker=self.worker)
+        if self.slack:
+            await self._start_slack()
+        await self.runs.start()
+        if self.server:
+            self.server.ready = True
+
+    async def _start_slack(self) -> None:
+        # Imported here: the CLI's exec command runs without any Slack part.
+        from .slack.app import bolt_app, web_client
+        from .slack.deps import Deps
+        from .slack.renderer import SlackRenderer
+        from .slack.server import SlackServer
+        from .slack.updater import StatusUpdater
+
+        s = self.settings
+        self.client = web_client(s)
+        auth = await self.client.auth_test()
+        self.updater = StatusUpdater(self.client, per_min=s.update_budget_per_min,
+                                     min_interval_s=s.update_min_interval_s)
+        renderer = SlackRenderer(self.client, self.updater)
+        self.bus.add_sink(renderer)
+        self.background.spawn(self.updater.run(), "status-updater")
+        self.background.spawn(renderer.tick(), "status-ticker")
+        if self.front:
+            self.deps = Deps(s, self.store, self.runs, renderer, self.client, bot_user_id=auth.get("user_id", ""))
+            socket_mode = bool(s.slack_app_token) and not self.http
+            self.server = SlackServer(bolt_app(self.deps, socket_mode=socket_mode), port=self.port,
+                                      app_token=s.slack_app_token, http=self.http)
+            await self.server.start()
+            self.port = self.server.port
+
+    async def stop(self) -> None:
+        if self.server:
+            await self.server.stop()
+        await self.runs.stop()
+        if self.updater:
+            try:
+                await self.updater.flush(10)
+            except TimeoutError:
+                log.warning("some status edits were not sent before shutdown")
+        await self.background.close()
+        await self.models.close()
+        await self.sandboxes.aclose()
+        self.git.close()
+        await self.store.aclose()
+
+    async def __aenter__(self) -> "Bot":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

@@ -1,0 +1,120 @@
+"""The `slackbot` command: run, worker, doctor, exec, sandbox build."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from .settings import Settings
+
+
+class RedactSecrets(logging.Filter):
+    """Secrets never reach logs, whatever a library decides to print."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if len(s) >= 6]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            for secret in self.secrets:
+                message = message.replace(secret, "[redacted]")
+            record.msg, record.args = message, ()
+        return True
+
+
+def setup_logging(settings: Settings, level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactSecrets(settings.secrets()))
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler], force=True)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="slackbot", description="A self-hosted coding agent that lives in Slack.")
+    p.add_argument("--log-level", default="info")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="start the bot (Socket Mode when SLACK_APP_TOKEN is set, else HTTP)")
+    run.add_argument("--http", action="store_true", help="force HTTP mode")
+    run.add_argument("--port", type=int, default=3000)
+    run.add_argument("--no-worker", action="store_true", help="run only the Slack front")
+    worker = sub.add_parser("worker", help="a worker process only (claims queued tasks from the database)")
+    worker.add_argument("--port", type=int, default=0, help="unused; reserved")
+    sub.add_parser("doctor", help="check tokens, Slack, the model endpoint, Docker, the image, the database")
+    ex = sub.add_parser("exec", help="run one task from the terminal, printing its live events")
+    ex.add_argument("task")
+    ex.add_argument("--json", action="store_true", help="one JSON event per line (codex exec --json shape)")
+    sandbox = sub.add_parser("sandbox", help="sandbox image tools")
+    sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True)
+    build = sandbox_sub.add_parser("build", help="build the sandbox image")
+    build.add_argument("--base", default="debian:bookworm-slim", help="base image (default: a Debian slim image)")
+    build.add_argument("--ca-certs", type=Path, default=None, help="folder of extra CA certificates (*.crt)")
+    build.add_argument("--tag", default=None, help="image tag (default: SLACKBOT_SANDBOX_IMAGE)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"Invalid settings: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings, "warning" if args.command == "exec" else args.log_level)
+    if args.command == "run":
+        return _run(settings, port=args.port, http=args.http, worker=not args.no_worker)
+    if args.command == "worker":
+        return _run(settings, port=0, http=False, worker=True, front=False)
+    if args.command == "doctor":
+        from .doctor import doctor
+        return asyncio.run(doctor(settings))
+    if args.command == "exec":
+        from .exec import run_exec
+        return asyncio.run(run_exec(settings, args.task, as_json=args.json))
+    if args.command == "sandbox":
+        from .sandbox.build import build_image
+        from .sandbox.docker import SandboxError
+        try:
+            build_image(tag=args.tag or settings.sandbox_image, base=args.base, ca_certs_dir=args.ca_certs)
+        except SandboxError as exc:
+            print(f"Build failed: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    return 2
+
+
+def _run(settings: Settings, *, port: int, http: bool, worker: bool, front: bool = True) -> int:
+    if not settings.slack_bot_token:
+        print("SLACK_BOT_TOKEN is not set (a bot token, xoxb-…). See README.md.", file=sys.stderr)
+        return 2
+    if front and (http or not settings.slack_app_token) and not settings.slack_signing_secret:
+        print("HTTP mode needs SLACK_SIGNING_SECRET (or set SLACK_APP_TOKEN for Socket Mode).", file=sys.stderr)
+        return 2
+    from .app import Bot
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with Bot(settings, port=port, http=http, front=front, worker=worker):
+            await stop.wait()
+
+    try:
+        asyncio.run(serve())
+    except Exception as exc:  # a clear last word instead of a traceback wall
+        logging.getLogger("slackbot").exception("the bot stopped")
+        print(f"slackbot stopped: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""Typed ops and events shared by the core and every surface; no logic, no project imports.
+
+Event and item shapes follow `codex exec --json` (thread/turn/item lifecycle). Events whose
+type starts with `task.` are ours: they carry what a chat surface needs beyond one turn
+(queue position, phase, the final result). Consumers ignore types they do not know.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Literal, Protocol, Union
+
+ItemStatus = Literal["in_progress", "completed", "failed"]
+TaskStatus = Literal["queued", "running", "done", "failed", "stopped", "interrupted"]
+FINAL_STATUSES = ("done", "failed", "stopped", "interrupted")
+
+
+# ---- items -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AgentMessage:
+    id: str
+    text: str
+    type: str = "agent_message"
+
+
+@dataclass(frozen=True)
+class CommandExecution:
+    id: str
+    command: str
+    aggregated_output: str = ""
+    exit_code: int | None = None
+    status: ItemStatus = "in_progress"
+    type: str = "command_execution"
+
+
+@dataclass(frozen=True)
+class FileChangeEntry:
+    path: str
+    kind: Literal["add", "delete", "update"]
+
+
+@dataclass(frozen=True)
+class FileChange:
+    id: str
+    changes: tuple[FileChangeEntry, ...]
+    status: ItemStatus = "completed"
+    type: str = "file_change"
+
+
+@dataclass(frozen=True)
+class TodoEntry:
+    text: str
+    completed: bool = False
+
+
+@dataclass(frozen=True)
+class TodoList:
+    id: str
+    items: tuple[TodoEntry, ...]
+    type: str = "todo_list"
+
+
+@dataclass(frozen=True)
+class ErrorItem:
+    id: str
+    message: str
+    type: str = "error"
+
+
+@dataclass(frozen=True)
+class UserMessage:
+    """A message people wrote into a running task (steering); ours, not codex's."""
+
+    id: str
+    text: str
+    user: str = ""
+    type: str = "user_message"
+
+
+Item = Union[AgentMessage, CommandExecution, FileChange, TodoList, ErrorItem, UserMessage]
+
+
+# ---- events ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+
+    def __add__(self, other: "Usage") -> "Usage":
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.cached_input_tokens + other.cached_input_tokens,
+            self.output_tokens + other.output_tokens,
+        )
+
+
+@dataclass(frozen=True)
+class ThreadStarted:
+    thread_id: str
+    type: str = "thread.started"
+
+
+@dataclass(frozen=True)
+class TurnStarted:
+    type: str = "turn.started"
+
+
+@dataclass(frozen=True)
+class ItemStarted:
+    item: Item
+    type: str = "item.started"
+
+
+@dataclass(frozen=True)
+class ItemUpdated:
+    item: Item
+    type: str = "item.updated"
+
+
+@dataclass(frozen=True)
+class ItemCompleted:
+    item: Item
+    type: str = "item.completed"
+
+
+@dataclass(frozen=True)
+class TurnCompleted:
+    usage: Usage = field(default_factory=Usage)
+    type: str = "turn.completed"
+
+
+@dataclass(frozen=True)
+class TurnFailed:
+    message: str
+    type: str = "turn.failed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "error": {"message": self.message}}
+
+
+@dataclass(frozen=True)
+class TaskQueued:
+    position: int
+    type: str = "task.queued"
+
+
+@dataclass(frozen=True)
+class TaskProgress:
+    """A phase of the run outside the model loop: workspace, sandbox, setup, restart notices."""
+
+    text: str
+    type: str = "task.progress"
+
+
+@dataclass(frozen=True)
+class FileStat:
+    path: str
+    added: int
+    removed: int
+    kind: Literal["add", "delete", "update"] = "update"
+
+
+@dataclass(frozen=True)
+class TaskFinished:
+    status: TaskStatus
+    answer: str = ""
+    error: str = ""
+    files: tuple[FileStat, ...] = ()
+    elapsed_s: float = 0.0
+    usage: Usage = field(default_factory=Usage)
+    stopped_by: str = ""
+    branch: str = ""
+    type: str = "task.finished"
+
+
+Event = Union[
+    ThreadStarted, TurnStarted, ItemStarted, ItemUpdated, ItemCompleted, TurnCompleted,
+    TurnFailed, TaskQueued, TaskProgress, TaskFinished,
+]
+
+_ITEMS = {c.__dataclass_fields__["type"].default: c
+          for c in (AgentMessage, CommandExecution, FileChange, TodoList, ErrorItem, UserMessage)}
+_EVENTS = {c.__dataclass_fields__["type"].default: c
+           for c in (ThreadStarted, TurnStarted, ItemStarted, ItemUpdated, ItemCompleted, TurnCompleted,
+                     TurnFailed, TaskQueued, TaskProgress, TaskFinished)}
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """The JSON shape of `codex exec --json` (and ours for task.* events)."""
+    if isinstance(event, TurnFailed):
+        return event.to_dict()
+    data = dataclasses.asdict(event)
+    data["type"] = event.type
+    return data
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    kind = data["type"]
+    cls = _EVENTS[kind]
+    if cls is TurnFailed:
+        return TurnFailed(message=data.get("error", {}).get("message", ""))
+    kwargs = {k: v for k, v in data.items() if k != "type"}
+    if "item" in kwargs:
+        kwargs["item"] = _item_from_dict(kwargs["item"])
+    if "usage" in kwargs:
+        kwargs["usage"] = Usage(**kwargs["usage"])
+    if cls is TaskFinished:
+        kwargs["files"] = tuple(FileStat(**f) for f in kwargs.get("files", ()))
+    return cls(**kwargs)
+
+
+def _item_from_dict(data: dict[str, Any]) -> Item:
+    cls = _ITEMS[data["type"]]
+    kwargs = {k: v for k, v in data.items() if k != "type"}
+    if cls is FileChange:
+        kwargs["changes"] = tuple(FileChangeEntry(**c) for c in kwargs["changes"])
+    if cls is TodoList:
+        kwargs["items"] = tuple(TodoEntry(**i) for i in kwargs["items"])
+    return cls(**kwargs)
+
+
+# ---- ops (surface → core) ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class UserTurn:
+    """Start a task: the first mention of a thread or a follow-up in it."""
+
+    text: str
+    user: str
+    user_name: str = ""
+
+
+@dataclass(frozen=True)
+class Steer:
+    """A reply written while a task runs; delivered before the next model call."""
+
+    text: str
+    user: str
+    user_name: str = ""
+    ts: str = ""
+
+
+@dataclass(frozen=True)
+class Interrupt:
+    by: str
+
+
+# ---- the sandbox, as the agent sees it ---------------------------------------------------
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    output: str
+    timed_out: bool = False
+    duration_s: float = 0.0
+
+
+OutputCallback = Callable[[str], Awaitable[None]]
+
+
+class Sandbox(Protocol):
+    """Where the agent's commands run. The docker backend is the real one."""
+
+    async def exec(self, command: str, *, timeout_s: float) -> ExecResult: ...
+
+    async def close(self) -> None: ...
+
+
+# ---- what sinks see ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TaskRef:
+    """Which task an event belongs to, and where it came from (a Slack thread, or the CLI)."""
+
+    task_id: int
+    thread_id: int
+    channel: str
+    thread_ts: str
+    requester: str
+    status_ts: str = ""
+    prompt: str = ""
+
+
+class EventSink(Protocol):
+    async def handle(self, task: TaskRef, event: Event) -> None: ...
+
+
+class SandboxProvider(Protocol):
+    """Starts sandboxes for tasks and cleans up after them (docker now; a warm pool later)."""
+
+    async def start(self, *, task_id: int, workspace: Any, network: str = "off",
+                    env: dict[str, str] | None = None) -> Sandbox: ...
+
+    async def remove_task(self, task_id: int) -> None: ...
+
+    async def reap(self, keep_task_ids: Any = frozenset()) -> list[str]: ...

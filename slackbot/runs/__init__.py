@@ -1,0 +1,7 @@
+"""Task management: queue, workers, steering inbox, stop, recovery."""
+
+from .bus import EventBus
+from .manager import RunManager
+from .worker import RunContext
+
+__all__ = ["EventBus", "RunContext", "RunManager"]

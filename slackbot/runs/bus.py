@@ -1,0 +1,30 @@
+"""Fan-out of events: persisted first (durable), then handed to every sink."""
+
+from __future__ import annotations
+
+import logging
+
+from ..protocol import Event, EventSink, TaskRef, event_to_dict
+from ..store import Store
+
+log = logging.getLogger(__name__)
+
+
+class EventBus:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.sinks: list[EventSink] = []
+
+    def add_sink(self, sink: EventSink) -> None:
+        self.sinks.append(sink)
+
+    async def emit(self, task: TaskRef, event: Event) -> None:
+        try:
+            await self.store.add_event(task.task_id, event_to_dict(event))
+        except Exception:  # a lost row must not stop the task or the user's view of it
+            log.exception("could not store event %s of task %s", event.type, task.task_id)
+        for sink in self.sinks:
+            try:
+                await sink.handle(task, event)
+            except Exception:
+                log.exception("sink %r failed on %s", sink, event.type)

@@ -1,0 +1,166 @@
+"""The run manager: records tasks, queues them in the database, runs them within the limits.
+
+The queue lives in the database, so a `slackbot worker` process can claim from it too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from typing import Any
+
+from ..protocol import TaskFinished, TaskProgress, TaskQueued, TaskRef
+from ..store import AgentThread, Limits, Task
+from ..store.models import utcnow
+from .worker import RunContext, execute, task_ref
+
+log = logging.getLogger(__name__)
+
+
+class RunManager:
+    def __init__(self, ctx: RunContext, *, run_worker: bool = True, poll_s: float = 2.0) -> None:
+        self.ctx = ctx
+        self.store = ctx.store
+        self.bus = ctx.bus
+        self.run_worker = run_worker
+        self.poll_s = poll_s
+        self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
+        s = ctx.settings
+        self.limits = Limits(s.max_tasks, s.max_tasks_per_user, s.max_tasks_per_channel)
+        self._wake = asyncio.Event()
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._stop_reason: dict[int, str] = {}
+        self._positions: dict[int, int] = {}
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.run_worker:
+            await self.recover()
+            self._dispatcher = asyncio.create_task(self._dispatch(), name="run-dispatcher")
+
+    async def stop(self) -> None:
+        """Cancels the dispatcher and running tasks; they are marked interrupted for the next start."""
+        self._closing = True
+        if self._dispatcher:
+            self._dispatcher.cancel()
+            await asyncio.gather(self._dispatcher, return_exceptions=True)
+        running = list(self._running.values())
+        for t in running:
+            t.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
+    async def recover(self) -> None:
+        """After a crash: running tasks (of no live worker) are interrupted, their containers removed."""
+        for task in await self.store.tasks_with_status("running"):
+            await self.ctx.sandboxes.remove_task(task.id)
+            await self.store.update_task(task.id, status="interrupted", finished_at=utcnow(),
+                                         error="interrupted by a restart")
+            thread = await self.store.get_thread(task.thread_id)
+            if thread:
+                await self.bus.emit(task_ref(task, thread), TaskFinished(
+                    status="interrupted", error="interrupted by a restart — reply to continue"))
+        for task in await self.store.tasks_with_status("pending"):
+            await self.store.update_task(task.id, status="queued")
+        reaped = await self.ctx.sandboxes.reap(frozenset())
+        if reaped:
+            log.info("removed %d leftover sandbox containers", len(reaped))
+        self._wake.set()
+
+    # ---- submitting ------------------------------------------------------------------------
+
+    async def record(self, *, channel: str, thread_ts: str, user: str, user_name: str, text: str,
+                     mention_ts: str, model: str = "") -> TaskRef:
+        """Records a task that is not yet runnable (its status message is not posted yet)."""
+        thread, task = await self.store.new_task(
+            channel=channel, thread_ts=thread_ts, requester=user, requester_name=user_name, prompt=text,
+            mention_ts=mention_ts, model=model)
+        return task_ref(task, thread)
+
+    async def enqueue(self, ref: TaskRef, status_ts: str = "") -> TaskRef:
+        await self.store.update_task(ref.task_id, status="queued", status_ts=status_ts)
+        self._wake.set()
+        if not self.run_worker:  # otherwise the dispatcher publishes, after claiming what it can
+            await self._publish_positions()
+        return TaskRef(**{**ref.__dict__, "status_ts": status_ts})
+
+    async def submit(self, **kwargs: Any) -> TaskRef:
+        return await self.enqueue(await self.record(**kwargs))
+
+    # ---- stopping --------------------------------------------------------------------------
+
+    async def stop_task(self, task_id: int, by: str) -> str:
+        """Stops a queued or running task; returns what happened, in words."""
+        task = await self.store.get_task(task_id)
+        if task is None:
+            return f"There is no task #{task_id}."
+        if task.status == "queued":
+            await self.store.update_task(task_id, status="stopped", stopped_by=by, finished_at=utcnow())
+            thread = await self.store.get_thread(task.thread_id)
+            await self.bus.emit(task_ref(task, thread), TaskFinished(status="stopped", stopped_by=by))
+            await self._publish_positions()
+            return f"Task #{task_id} was removed from the queue."
+        running = self._running.get(task_id)
+        if task.status != "running" or running is None:
+            return f"Task #{task_id} is not running ({task.status})."
+        self._stop_reason[task_id] = by
+        thread = await self.store.get_thread(task.thread_id)
+        await self.bus.emit(task_ref(task, thread), TaskProgress("Stopping…"))
+        running.cancel()
+        return f"Stopping task #{task_id}."
+
+    def is_running_here(self, task_id: int) -> bool:
+        return task_id in self._running
+
+    # ---- the queue -------------------------------------------------------------------------
+
+    async def _dispatch(self) -> None:
+        while True:
+            try:
+                while not self._closing:
+                    task = await self.store.claim_next(self.limits, self.worker_name)
+                    if task is None:
+                        break
+                    self._start(task)
+                await self._publish_positions()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("dispatcher error; retrying")
+            self._wake.clear()
+            try:  # the poll picks up tasks other processes queued
+                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+            except TimeoutError:
+                pass
+
+    def _start(self, task: Task) -> None:
+        self._positions.pop(task.id, None)
+        runner = asyncio.create_task(self._run(task), name=f"task-{task.id}")
+        self._running[task.id] = runner
+
+    async def _run(self, task: Task) -> None:
+        try:
+            thread = await self.store.get_thread(task.thread_id)
+            assert isinstance(thread, AgentThread)
+            await execute(self.ctx, task, thread, self._stop_reason)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("task %s crashed", task.id)
+        finally:
+            self._running.pop(task.id, None)
+            self._stop_reason.pop(task.id, None)
+            self._wake.set()
+
+    async def _publish_positions(self) -> None:
+        queued = await self.store.tasks_with_status("queued")
+        for position, task in enumerate(queued, start=1):
+            if self._positions.get(task.id) == position:
+                continue
+            self._positions[task.id] = position
+            thread = await self.store.get_thread(task.thread_id)
+            await self.bus.emit(task_ref(task, thread), TaskQueued(position))

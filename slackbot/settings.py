@@ -1,0 +1,93 @@
+"""The only reader of the environment. Build `Settings()` once at start and pass it in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
+
+    # Slack
+    slack_bot_token: str = Field("", alias="SLACK_BOT_TOKEN")
+    slack_app_token: str = Field("", alias="SLACK_APP_TOKEN")
+    slack_signing_secret: str = Field("", alias="SLACK_SIGNING_SECRET")
+    slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
+    admins: str = Field("", alias="SLACKBOT_ADMINS", description="Comma-separated Slack user ids.")
+
+    # Model
+    openai_api_key: str = Field("", alias="OPENAI_API_KEY")
+    openai_base_url: str = Field("", alias="OPENAI_BASE_URL", description="Empty means OpenAI's.")
+    model: str = Field("gpt-5.5", alias="SLACKBOT_MODEL")
+    model_api: str = Field("chat", alias="SLACKBOT_MODEL_API", description="chat or responses.")
+    model_retries: int = Field(4, alias="SLACKBOT_MODEL_RETRIES", description="Retries of transient errors.")
+    model_timeout_s: float = Field(300.0, alias="SLACKBOT_MODEL_TIMEOUT_S")
+    context_budget_tokens: int = Field(
+        200_000, alias="SLACKBOT_CONTEXT_BUDGET_TOKENS",
+        description="History above this (estimated) is compacted: first and latest turns kept, middle summarised.")
+
+    # Storage
+    data_dir: Path = Field(Path("./storage"), alias="SLACKBOT_DATA_DIR")
+    database_url: str = Field("", alias="DATABASE_URL", description="Empty means SQLite in the data directory.")
+
+    # Sandbox
+    sandbox_image: str = Field("slackbot-sandbox:latest", alias="SLACKBOT_SANDBOX_IMAGE")
+    sandbox_memory: str = Field("2g", alias="SLACKBOT_SANDBOX_MEMORY")
+    sandbox_cpus: float = Field(2.0, alias="SLACKBOT_SANDBOX_CPUS")
+    sandbox_pids: int = Field(512, alias="SLACKBOT_SANDBOX_PIDS")
+    docker_timeout_s: float = Field(60.0, alias="SLACKBOT_DOCKER_TIMEOUT_S",
+                                    description="Bound on one docker engine call (not on a command).")
+
+    # Agent limits (per task)
+    max_steps: int = Field(50, alias="SLACKBOT_MAX_STEPS")
+    task_timeout_s: float = Field(1800.0, alias="SLACKBOT_TASK_TIMEOUT_S")
+    command_timeout_s: float = Field(300.0, alias="SLACKBOT_COMMAND_TIMEOUT_S")
+    output_limit_chars: int = Field(10_000, alias="SLACKBOT_OUTPUT_LIMIT_CHARS",
+                                    description="Command output given to the model; head and tail kept.")
+
+    # Concurrency
+    max_tasks: int = Field(8, alias="SLACKBOT_MAX_TASKS")
+    max_tasks_per_user: int = Field(3, alias="SLACKBOT_MAX_TASKS_PER_USER")
+    max_tasks_per_channel: int = Field(4, alias="SLACKBOT_MAX_TASKS_PER_CHANNEL")
+
+    # Slack status updates
+    update_budget_per_min: int = Field(45, alias="SLACKBOT_UPDATE_BUDGET_PER_MIN",
+                                       description="chat.update calls per minute, shared by all messages.")
+    update_min_interval_s: float = Field(1.5, alias="SLACKBOT_UPDATE_MIN_INTERVAL_S",
+                                         description="Least time between two edits of one message.")
+
+    # Repositories
+    branch_prefix: str = Field("slackbot/", alias="SLACKBOT_BRANCH_PREFIX")
+    github_token: str = Field("", alias="GITHUB_TOKEN")
+    github_api_url: str = Field("https://api.github.com", alias="GITHUB_API_URL")
+
+    @field_validator("model_api")
+    @classmethod
+    def _check_api(cls, value: str) -> str:
+        if value not in ("chat", "responses"):
+            raise ValueError("SLACKBOT_MODEL_API must be 'chat' or 'responses'")
+        return value
+
+    @property
+    def admin_ids(self) -> frozenset[str]:
+        return frozenset(a.strip() for a in self.admins.split(",") if a.strip())
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'slackbot.db').resolve()}"
+
+    @property
+    def workspaces_dir(self) -> Path:
+        return (self.data_dir / "workspaces").resolve()
+
+    @property
+    def mirrors_dir(self) -> Path:
+        return (self.data_dir / "mirrors").resolve()
+
+    def secrets(self) -> list[str]:
+        """Values that must never appear in logs, Slack or the sandbox."""
+        return [s for s in (self.slack_bot_token, self.slack_app_token, self.slack_signing_secret,
+                            self.openai_api_key, self.github_token) if s]

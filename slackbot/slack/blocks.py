@@ -1,0 +1,147 @@
+"""Pure Block Kit builders: state in, (text, blocks) out. Tested by comparing dicts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..protocol import FileStat, TodoEntry, Usage
+from .mrkdwn import escape, split, to_mrkdwn
+
+Blocks = list[dict[str, Any]]
+ANSWER_INLINE_LIMIT = 12_000  # longer answers also go into a file
+MAX_FILES_LISTED = 20
+
+
+@dataclass
+class StatusState:
+    task_id: int
+    state: str = "queued"  # queued | working | done | failed | stopped | interrupted
+    position: int = 0
+    phase: str = ""
+    command: str = ""
+    commands: int = 0
+    plan: tuple[TodoEntry, ...] = ()
+    note: str = ""
+    elapsed_s: float = 0.0
+    error: str = ""
+    stopped_by: str = ""
+    files: tuple[FileStat, ...] = field(default_factory=tuple)
+
+    @property
+    def final(self) -> bool:
+        return self.state in ("done", "failed", "stopped", "interrupted")
+
+
+def clock(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def short(text: str, limit: int = 80) -> str:
+    lines = text.strip().splitlines() or [""]
+    first = lines[0]
+    more = len(lines) > 1
+    if len(first) > limit:
+        first, more = first[: limit - 1], True
+    return first + ("…" if more else "")
+
+
+def headline(st: StatusState) -> str:
+    tag = f"#{st.task_id}"
+    if st.state == "queued":
+        return f"⏳ Queued (position {st.position}) • {tag}" if st.position else f"⏳ Queued • {tag}"
+    if st.state == "working":
+        return f"⚙️ Working… {tag} • {clock(st.elapsed_s)}"
+    if st.state == "done":
+        return f"✅ Done {tag} • {clock(st.elapsed_s)}"
+    if st.state == "stopped":
+        who = f" by <@{st.stopped_by}>" if st.stopped_by else ""
+        return f"⏹️ Stopped{who} {tag} • {clock(st.elapsed_s)}"
+    if st.state == "interrupted":
+        return f"⚠️ Interrupted {tag}: {st.error or 'the bot restarted'}"
+    return f"❌ Failed {tag}: {short(st.error, 300) or 'unknown error'}"
+
+
+def status_blocks(st: StatusState) -> tuple[str, Blocks]:
+    text = headline(st)
+    blocks: Blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": escape_keep_mentions(text)}}]
+    details = []
+    if not st.final:
+        if st.phase:
+            details.append(escape(st.phase))
+        if st.command:
+            details.append(f"`{escape(short(st.command))}`")
+    if st.commands:
+        details.append(f"{st.commands} command{'s' if st.commands != 1 else ''} run")
+    if st.note and not st.final:
+        details.append(escape(st.note))
+    if details:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " • ".join(details)}]})
+    if st.plan:
+        lines = [f"{'✅' if p.completed else '▫️'} {escape(short(p.text, 120))}" for p in st.plan[:12]]
+        if len(st.plan) > 12:
+            lines.append(f"…and {len(st.plan) - 12} more")
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:2900]}})
+    if not st.final:
+        blocks.append({"type": "actions", "block_id": f"task_{st.task_id}", "elements": [{
+            "type": "button", "action_id": "task_stop", "value": str(st.task_id), "style": "danger",
+            "text": {"type": "plain_text", "text": "Stop"}}]})
+    return text, blocks
+
+
+def escape_keep_mentions(text: str) -> str:
+    return escape(text).replace("&lt;@", "<@").replace("&gt;", ">") if "<@" in text else escape(text)
+
+
+def files_text(files: tuple[FileStat, ...]) -> str:
+    lines = [f"`{escape(f.path)}` +{f.added} −{f.removed}" + (" (new)" if f.kind == "add" else
+                                                             " (deleted)" if f.kind == "delete" else "")
+             for f in files[:MAX_FILES_LISTED]]
+    if len(files) > MAX_FILES_LISTED:
+        lines.append(f"…and {len(files) - MAX_FILES_LISTED} more")
+    return "*Files changed*\n" + "\n".join(lines)
+
+
+def usage_text(task_id: int, elapsed_s: float, usage: Usage) -> str:
+    return (f"#{task_id} • ⏱ {clock(elapsed_s)} • {usage.input_tokens:,} tokens in "
+            f"({usage.cached_input_tokens:,} cached) / {usage.output_tokens:,} out")
+
+
+def final_blocks(*, task_id: int, state: str, answer: str, error: str, files: tuple[FileStat, ...],
+                 elapsed_s: float, usage: Usage, stopped_by: str = "") -> tuple[str, Blocks, bool]:
+    """The final reply: (fallback text, blocks, whether the answer also needs attaching as a file)."""
+    blocks: Blocks = []
+    if state == "failed":
+        blocks.append(_section(f"❌ *Failed:* {escape(error) or 'unknown error'}"))
+    elif state == "stopped":
+        blocks.append(_section(f"⏹️ Stopped by <@{stopped_by}>." if stopped_by else "⏹️ Stopped."))
+    elif state == "interrupted":
+        blocks.append(_section(f"⚠️ {escape(error) or 'Interrupted by a restart'} — reply to continue."))
+    body = to_mrkdwn(answer.strip())
+    attach = len(body) > ANSWER_INLINE_LIMIT
+    if attach:
+        body = body[:ANSWER_INLINE_LIMIT] + "\n…"
+    chunks = split(body) if body else []
+    blocks += [_section(c) for c in chunks]
+    if attach:
+        blocks.append(_context("The full answer is attached as a file."))
+    if files:
+        blocks.append(_section(files_text(files)[:2900]))
+    blocks.append(_context(usage_text(task_id, elapsed_s, usage)))
+    fallback = (answer.strip() or error or state)[:3000]
+    return fallback, blocks, attach
+
+
+def notice_blocks(text: str) -> tuple[str, Blocks]:
+    return text, [_section(escape_keep_mentions(text))]
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}

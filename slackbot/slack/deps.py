@@ -1,0 +1,48 @@
+"""What listeners need, built once by the composition root and captured by `register(app, deps)`."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from ..runs import RunManager
+from ..settings import Settings
+from ..store import Store
+from .renderer import SlackRenderer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    store: Store
+    runs: RunManager
+    renderer: SlackRenderer
+    client: AsyncWebClient
+    bot_user_id: str = ""
+    _users: dict[str, dict] = field(default_factory=dict)
+
+    async def user(self, user_id: str) -> dict:
+        """users.info, cached; an empty dict when Slack cannot tell."""
+        if user_id not in self._users:
+            try:
+                resp = await self.client.users_info(user=user_id)
+                self._users[user_id] = resp.get("user") or {}
+            except Exception as exc:
+                log.warning("users.info failed for %s: %s", user_id, exc)
+                return {}
+        return self._users[user_id]
+
+    async def user_name(self, user_id: str) -> str:
+        u = await self.user(user_id)
+        profile = u.get("profile") or {}
+        return profile.get("display_name") or u.get("real_name") or profile.get("real_name") or u.get("name") or user_id
+
+    async def is_admin(self, user_id: str) -> bool:
+        if user_id in self.settings.admin_ids:
+            return True
+        u = await self.user(user_id)
+        return bool(u.get("is_admin") or u.get("is_owner"))

@@ -1,0 +1,138 @@
+"""The Slack sink: one status message per task, edited in place, and a final reply."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from ..protocol import (
+    AgentMessage, CommandExecution, Event, ItemCompleted, ItemStarted, TaskFinished, TaskProgress, TaskQueued,
+    TaskRef, ThreadStarted, TodoList, TurnStarted, UserMessage,
+)
+from .blocks import StatusState, final_blocks, status_blocks
+from .updater import StatusUpdater
+
+log = logging.getLogger(__name__)
+TICK_S = 5.0
+REFRESH_AFTER_S = 15.0  # a working status shows its clock moving at least this often
+
+
+@dataclass
+class _View:
+    ref: TaskRef
+    status_ts: str
+    state: StatusState
+    started: float | None = None
+    last_submit: float = field(default_factory=time.monotonic)
+
+
+class SlackRenderer:
+    def __init__(self, client: AsyncWebClient, updater: StatusUpdater) -> None:
+        self.client = client
+        self.updater = updater
+        self._views: dict[int, _View] = {}
+        self._posting: dict[int, asyncio.Lock] = {}
+
+    def owns(self, ref: TaskRef) -> bool:
+        return ref.channel != "cli"
+
+    async def handle(self, ref: TaskRef, event: Event) -> None:
+        if not self.owns(ref):
+            return
+        view = self._views.get(ref.task_id)
+        if view is None:
+            view = self._views[ref.task_id] = _View(ref, ref.status_ts, StatusState(ref.task_id))
+        st = view.state
+        if isinstance(event, TaskQueued):
+            st.state, st.position = "queued", event.position
+        elif isinstance(event, (ThreadStarted, TurnStarted)):
+            self._working(view)
+        elif isinstance(event, TaskProgress):
+            self._working(view)
+            st.phase = event.text
+        elif isinstance(event, ItemStarted) and isinstance(event.item, CommandExecution):
+            self._working(view)
+            st.phase, st.command = "Running", event.item.command
+        elif isinstance(event, ItemCompleted):
+            self._item_done(view, event)
+        elif isinstance(event, TaskFinished):
+            await self._finish(view, event)
+            return
+        else:
+            return
+        await self._show(view)
+
+    def _working(self, view: _View) -> None:
+        if view.state.state != "working":
+            view.state.state = "working"
+            view.started = view.started or time.monotonic()
+
+    def _item_done(self, view: _View, event: ItemCompleted) -> None:
+        st, item = view.state, event.item
+        if isinstance(item, CommandExecution):
+            st.commands += 1
+            st.phase = "Ran" if item.exit_code == 0 else f"Failed (exit {item.exit_code})"
+        elif isinstance(item, TodoList):
+            st.plan = item.items
+        elif isinstance(item, UserMessage):
+            st.note = "↪ got your message"
+        elif isinstance(item, AgentMessage):
+            st.phase, st.command = "Thinking", ""
+
+    async def _finish(self, view: _View, event: TaskFinished) -> None:
+        st = view.state
+        st.state, st.error, st.stopped_by = event.status, event.error, event.stopped_by
+        st.elapsed_s, st.files = event.elapsed_s, event.files
+        await self._show(view, final=True)
+        self._views.pop(view.ref.task_id, None)
+        text, blocks, attach = final_blocks(
+            task_id=view.ref.task_id, state=event.status, answer=event.answer, error=event.error,
+            files=event.files, elapsed_s=event.elapsed_s, usage=event.usage, stopped_by=event.stopped_by)
+        ref = view.ref
+        try:
+            await self.client.chat_postMessage(channel=ref.channel, thread_ts=ref.thread_ts, text=text,
+                                               blocks=blocks, unfurl_links=False)
+            if attach:
+                await self.client.files_upload_v2(
+                    channel=ref.channel, thread_ts=ref.thread_ts, content=event.answer,
+                    filename=f"task-{ref.task_id}-answer.md", title=f"Answer of task #{ref.task_id}")
+        except Exception:
+            log.exception("could not post the result of task %s", ref.task_id)
+
+    async def _show(self, view: _View, *, final: bool = False) -> None:
+        st = view.state
+        if view.started is not None and not final:
+            st.elapsed_s = time.monotonic() - view.started
+        text, blocks = status_blocks(st)
+        view.last_submit = time.monotonic()
+        if not view.status_ts:
+            await self._post_status(view, text, blocks)
+            return
+        self.updater.submit(view.ref.channel, view.status_ts, text, blocks, final=final)
+
+    async def _post_status(self, view: _View, text: str, blocks: list) -> None:
+        """A task with no status message yet (its first post failed): post one now."""
+        lock = self._posting.setdefault(view.ref.task_id, asyncio.Lock())
+        async with lock:
+            if view.status_ts:
+                self.updater.submit(view.ref.channel, view.status_ts, text, blocks, final=view.state.final)
+                return
+            try:
+                resp = await self.client.chat_postMessage(channel=view.ref.channel, thread_ts=view.ref.thread_ts,
+                                                          text=text, blocks=blocks)
+                view.status_ts = resp["ts"]
+            except Exception:
+                log.exception("could not post the status of task %s", view.ref.task_id)
+
+    async def tick(self) -> None:
+        """Keeps the elapsed time of working tasks moving; the updater's budget bounds the cost."""
+        while True:
+            await asyncio.sleep(TICK_S)
+            now = time.monotonic()
+            for view in list(self._views.values()):
+                if view.state.state == "working" and now - view.last_submit >= REFRESH_AFTER_S:
+                    await self._show(view)

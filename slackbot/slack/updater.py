@@ -1,0 +1,110 @@
+"""Edits of status messages under one workspace-wide budget.
+
+All chat.update calls share `per_min` per rolling minute; one message is edited at most every
+`min_interval_s`; a newer state replaces a pending one (coalescing); final states go first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+log = logging.getLogger(__name__)
+Key = tuple[str, str]
+
+
+@dataclass
+class _Edit:
+    channel: str
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]]
+    final: bool
+    since: float = field(default_factory=time.monotonic)
+
+
+class StatusUpdater:
+    def __init__(self, client: AsyncWebClient, *, per_min: int = 45, min_interval_s: float = 1.5) -> None:
+        self.client = client
+        self.per_min = max(1, per_min)
+        self.min_interval_s = min_interval_s
+        self._pending: dict[Key, _Edit] = {}
+        self._last_sent: dict[Key, float] = {}
+        self._sent: collections.deque[float] = collections.deque()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.sent_count = 0
+
+    def submit(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]], *, final: bool = False) -> None:
+        key = (channel, ts)
+        old = self._pending.get(key)
+        self._pending[key] = _Edit(channel, ts, text, blocks, final or bool(old and old.final),
+                                   old.since if old else time.monotonic())
+        self._idle.clear()
+        self._wake.set()
+
+    async def flush(self, timeout: float = 30.0) -> None:
+        """Waits until every submitted edit was sent (for shutdown and tests)."""
+        await asyncio.wait_for(self._idle.wait(), timeout)
+
+    async def run(self) -> None:
+        while True:
+            if not self._pending:
+                self._idle.set()
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            edit, wait = self._next()
+            if edit is None:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), wait)
+                except TimeoutError:
+                    pass
+                continue
+            await self._spend_budget()
+            key = (edit.channel, edit.ts)
+            # Take the newest state of this message right before sending.
+            edit = self._pending.pop(key, edit)
+            self._last_sent[key] = time.monotonic()
+            await self._send(edit)
+
+    def _next(self) -> tuple[_Edit | None, float]:
+        now = time.monotonic()
+        ready, wait = [], self.min_interval_s
+        for key, edit in self._pending.items():
+            due = self._last_sent.get(key, -1e9) + self.min_interval_s
+            if due <= now:
+                ready.append(edit)
+            else:
+                wait = min(wait, due - now)
+        if not ready:
+            return None, max(wait, 0.01)
+        return min(ready, key=lambda e: (not e.final, e.since)), 0.0
+
+    async def _spend_budget(self) -> None:
+        while True:
+            now = time.monotonic()
+            while self._sent and now - self._sent[0] >= 60.0:
+                self._sent.popleft()
+            if len(self._sent) < self.per_min:
+                self._sent.append(now)
+                return
+            await asyncio.sleep(60.0 - (now - self._sent[0]) + 0.01)
+
+    async def _send(self, edit: _Edit) -> None:
+        try:
+            await self.client.chat_update(channel=edit.channel, ts=edit.ts, text=edit.text, blocks=edit.blocks)
+            self.sent_count += 1
+        except SlackApiError as exc:
+            log.warning("chat.update failed for %s/%s: %s", edit.channel, edit.ts, exc.response.get("error"))
+        except Exception:
+            log.exception("chat.update failed for %s/%s", edit.channel, edit.ts)

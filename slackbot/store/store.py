@@ -1,0 +1,248 @@
+"""Database access. Every call runs on the store's own bounded executor, never on the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Callable, TypeVar
+
+from sqlalchemy import event as sa_event
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, SQLModel, create_engine, func, select
+
+from .models import AgentThread, EventRow, HistoryRow, InboxRow, SeenRow, Task, utcnow
+
+T = TypeVar("T")
+ACTIVE = ("queued", "running")
+
+
+@dataclass(frozen=True)
+class Limits:
+    total: int
+    per_user: int
+    per_channel: int
+
+
+class Store:
+    def __init__(self, url: str, *, workers: int = 4, timeout_s: float = 30.0) -> None:
+        sqlite = url.startswith("sqlite")
+        self.engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": timeout_s} if sqlite else {},
+            pool_pre_ping=not sqlite)
+        if sqlite:
+            sa_event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="db")
+        self._timeout_s = timeout_s
+
+    async def run(self, fn: Callable[[Session], T]) -> T:
+        def job() -> T:
+            with Session(self.engine, expire_on_commit=False) as session:
+                return fn(session)
+        loop = asyncio.get_running_loop()
+        return await asyncio.wait_for(loop.run_in_executor(self._executor, job), self._timeout_s)
+
+    async def create_all(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, SQLModel.metadata.create_all, self.engine)
+
+    async def aclose(self) -> None:
+        self._executor.shutdown(wait=True)
+        self.engine.dispose()
+
+    async def ping(self) -> None:
+        await self.run(lambda s: s.exec(select(func.count()).select_from(Task)).one())
+
+    # ---- deliveries ------------------------------------------------------------------------
+
+    async def first_time(self, *keys: str) -> bool:
+        """Records delivery keys; False when any of them was seen before (a retry or a double)."""
+        def fn(s: Session) -> bool:
+            if any(s.get(SeenRow, k) for k in keys):
+                return False
+            try:
+                for k in keys:
+                    s.add(SeenRow(key=k))
+                s.commit()
+                return True
+            except IntegrityError:
+                s.rollback()
+                return False
+        return await self.run(fn)
+
+    # ---- threads and tasks -----------------------------------------------------------------
+
+    async def thread_for(self, channel: str, thread_ts: str) -> AgentThread | None:
+        return await self.run(lambda s: s.exec(select(AgentThread).where(
+            AgentThread.channel == channel, AgentThread.thread_ts == thread_ts)).first())
+
+    async def get_thread(self, thread_id: int) -> AgentThread | None:
+        return await self.run(lambda s: s.get(AgentThread, thread_id))
+
+    async def new_task(self, *, channel: str, thread_ts: str, requester: str, requester_name: str,
+                       prompt: str, mention_ts: str, model: str) -> tuple[AgentThread, Task]:
+        """Records a task (status pending) in the thread's agent thread, creating it if new."""
+        def fn(s: Session) -> tuple[AgentThread, Task]:
+            thread = s.exec(select(AgentThread).where(
+                AgentThread.channel == channel, AgentThread.thread_ts == thread_ts)).first()
+            if thread is None:
+                thread = AgentThread(channel=channel, thread_ts=thread_ts, requester=requester)
+                s.add(thread)
+                try:
+                    s.flush()
+                except IntegrityError:  # another process made it meanwhile
+                    s.rollback()
+                    thread = s.exec(select(AgentThread).where(
+                        AgentThread.channel == channel, AgentThread.thread_ts == thread_ts)).one()
+            task = Task(thread_id=thread.id, channel=channel, requester=requester,
+                        requester_name=requester_name, prompt=prompt, mention_ts=mention_ts, model=model)
+            s.add(task)
+            s.commit()
+            s.refresh(thread)
+            s.refresh(task)
+            return thread, task
+        return await self.run(fn)
+
+    async def get_task(self, task_id: int) -> Task | None:
+        return await self.run(lambda s: s.get(Task, task_id))
+
+    async def update_task(self, task_id: int, **fields: Any) -> Task | None:
+        def fn(s: Session) -> Task | None:
+            task = s.get(Task, task_id)
+            if task is None:
+                return None
+            for k, v in fields.items():
+                setattr(task, k, v)
+            s.add(task)
+            s.commit()
+            s.refresh(task)
+            return task
+        return await self.run(fn)
+
+    async def set_workspace(self, thread_id: int, path: str) -> None:
+        def fn(s: Session) -> None:
+            thread = s.get(AgentThread, thread_id)
+            thread.workspace = path
+            s.add(thread)
+            s.commit()
+        await self.run(fn)
+
+    async def claim_next(self, limits: Limits, worker: str) -> Task | None:
+        """Moves the oldest queued task that fits the limits to running, and returns it.
+
+        The select-then-update runs in one transaction; on Postgres this becomes
+        FOR UPDATE SKIP LOCKED when several workers share the queue.
+        """
+        def fn(s: Session) -> Task | None:
+            running = s.exec(select(Task).where(Task.status == "running")).all()
+            if len(running) >= limits.total:
+                return None
+            by_user: dict[str, int] = {}
+            by_channel: dict[str, int] = {}
+            busy_threads = {t.thread_id for t in running}
+            for t in running:
+                by_user[t.requester] = by_user.get(t.requester, 0) + 1
+                by_channel[t.channel] = by_channel.get(t.channel, 0) + 1
+            queued = s.exec(select(Task).where(Task.status == "queued").order_by(Task.id)).all()
+            for task in queued:
+                if (by_user.get(task.requester, 0) >= limits.per_user
+                        or by_channel.get(task.channel, 0) >= limits.per_channel
+                        or task.thread_id in busy_threads):
+                    busy_threads.add(task.thread_id)  # keep a thread's tasks in order
+                    continue
+                task.status, task.worker, task.started_at = "running", worker, utcnow()
+                s.add(task)
+                s.commit()
+                s.refresh(task)
+                return task
+            return None
+        return await self.run(fn)
+
+    async def tasks_with_status(self, *statuses: str) -> list[Task]:
+        return await self.run(lambda s: list(s.exec(
+            select(Task).where(Task.status.in_(statuses)).order_by(Task.id)).all()))
+
+    async def recent_tasks(self, *, channel: str | None = None, user: str | None = None,
+                           limit: int = 15) -> list[Task]:
+        def fn(s: Session) -> list[Task]:
+            q = select(Task).where(Task.status != "pending")
+            if channel:
+                q = q.where(Task.channel == channel)
+            if user:
+                q = q.where(Task.requester == user)
+            return list(s.exec(q.order_by(Task.id.desc()).limit(limit)).all())
+        return await self.run(fn)
+
+    async def thread_tasks(self, thread_id: int) -> list[Task]:
+        return await self.run(lambda s: list(s.exec(
+            select(Task).where(Task.thread_id == thread_id).order_by(Task.id)).all()))
+
+    # ---- events ----------------------------------------------------------------------------
+
+    async def add_event(self, task_id: int, data: dict[str, Any]) -> None:
+        def fn(s: Session) -> None:
+            s.add(EventRow(task_id=task_id, type=data["type"], data=json.dumps(data)))
+            s.commit()
+        await self.run(fn)
+
+    async def events(self, task_id: int) -> list[dict[str, Any]]:
+        rows = await self.run(lambda s: list(s.exec(
+            select(EventRow).where(EventRow.task_id == task_id).order_by(EventRow.id)).all()))
+        return [json.loads(r.data) for r in rows]
+
+    # ---- model history ---------------------------------------------------------------------
+
+    async def add_history(self, thread_id: int, task_id: int, message: dict[str, Any], tokens: int) -> None:
+        def fn(s: Session) -> None:
+            s.add(HistoryRow(thread_id=thread_id, task_id=task_id, data=json.dumps(message), tokens=tokens))
+            s.commit()
+        await self.run(fn)
+
+    async def history(self, thread_id: int) -> list[HistoryRow]:
+        return await self.run(lambda s: list(s.exec(
+            select(HistoryRow).where(HistoryRow.thread_id == thread_id).order_by(HistoryRow.id)).all()))
+
+    async def set_summary(self, thread_id: int, summary: str, upto: int) -> None:
+        def fn(s: Session) -> None:
+            thread = s.get(AgentThread, thread_id)
+            thread.summary, thread.summary_upto = summary, upto
+            s.add(thread)
+            s.commit()
+        await self.run(fn)
+
+    # ---- inbox (steering) ------------------------------------------------------------------
+
+    async def add_inbox(self, thread_id: int, *, user: str, user_name: str, text: str, ts: str) -> None:
+        def fn(s: Session) -> None:
+            s.add(InboxRow(thread_id=thread_id, user=user, user_name=user_name, text=text, ts=ts))
+            s.commit()
+        await self.run(fn)
+
+    async def take_inbox(self, thread_id: int, task_id: int) -> list[InboxRow]:
+        """Marks the thread's unread replies as consumed by this task and returns them, oldest first."""
+        def fn(s: Session) -> list[InboxRow]:
+            rows = list(s.exec(select(InboxRow).where(
+                InboxRow.thread_id == thread_id, InboxRow.consumed_by.is_(None)).order_by(InboxRow.id)).all())
+            for row in rows:
+                row.consumed_by = task_id
+                s.add(row)
+            s.commit()
+            return rows
+        return await self.run(fn)
+
+    async def prune_seen(self, older_than: timedelta = timedelta(days=7)) -> None:
+        def fn(s: Session) -> None:
+            for row in s.exec(select(SeenRow).where(SeenRow.created_at < utcnow() - older_than)).all():
+                s.delete(row)
+            s.commit()
+        await self.run(fn)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
