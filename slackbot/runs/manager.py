@@ -57,7 +57,7 @@ class RunManager:
     async def recover(self) -> None:
         """After a crash: running tasks (of no live worker) are interrupted, their containers removed."""
         for task in await self.store.tasks_with_status("running"):
-            await self.ctx.sandboxes.remove_task(task.id)
+            await self._quietly(self.ctx.sandboxes.remove_task(task.id), f"remove the sandbox of #{task.id}")
             await self.store.update_task(task.id, status="interrupted", finished_at=utcnow(),
                                          error="interrupted by a restart")
             thread = await self.store.get_thread(task.thread_id)
@@ -66,10 +66,19 @@ class RunManager:
                     status="interrupted", error="interrupted by a restart — reply to continue"))
         for task in await self.store.tasks_with_status("pending"):
             await self.store.update_task(task.id, status="queued")
-        reaped = await self.ctx.sandboxes.reap(frozenset())
+        reaped = await self._quietly(self.ctx.sandboxes.reap(frozenset()), "remove leftover sandboxes")
         if reaped:
             log.info("removed %d leftover sandbox containers", len(reaped))
         self._wake.set()
+
+    @staticmethod
+    async def _quietly(coro: Any, what: str) -> Any:
+        """Docker may be down at start; tasks then fail with a clear message, but the bot runs."""
+        try:
+            return await coro
+        except Exception as exc:
+            log.warning("could not %s: %s", what, exc)
+            return None
 
     # ---- submitting ------------------------------------------------------------------------
 
