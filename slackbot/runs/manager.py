@@ -6,6 +6,7 @@ The queue lives in the database, so a `slackbot worker` process can claim from i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -46,6 +47,7 @@ class RunManager:
     async def stop(self) -> None:
         """Cancels the dispatcher and running tasks; they are marked interrupted for the next start."""
         self._closing = True
+        self._wake.set()
         if self._dispatcher:
             self._dispatcher.cancel()
             await asyncio.gather(self._dispatcher, return_exceptions=True)
@@ -128,7 +130,7 @@ class RunManager:
     # ---- the queue -------------------------------------------------------------------------
 
     async def _dispatch(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 while not self._closing:
                     task = await self.store.claim_next(self.limits, self.worker_name)
@@ -141,10 +143,11 @@ class RunManager:
             except Exception:
                 log.exception("dispatcher error; retrying")
             self._wake.clear()
-            try:  # the poll picks up tasks other processes queued
-                await asyncio.wait_for(self._wake.wait(), self.poll_s)
-            except TimeoutError:
-                pass
+            # The poll picks up tasks other processes queued. (asyncio.timeout, unlike wait_for
+            # on 3.11, never swallows a cancellation that races with the wake-up.)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll_s):
+                    await self._wake.wait()
 
     def _start(self, task: Task) -> None:
         self._positions.pop(task.id, None)

@@ -7,14 +7,15 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from ..agent import Agent, AgentLimits, Model
 from ..agent.history import repair
 from ..agent.prompts import system_prompt
 from ..protocol import (
-    FileChange, FileChangeEntry, ItemCompleted, SandboxProvider, Steer, TaskFinished, TaskProgress,
-    TaskRef, ThreadStarted, TurnFailed, Usage,
+    Event, FileChange, FileChangeEntry, FileStat, ItemCompleted, SandboxProvider, Steer, TaskFinished,
+    TaskProgress, TaskRef, ThreadStarted, TurnCompleted, TurnFailed, Usage,
 )
 from ..repos import Workspaces
 from ..settings import Settings
@@ -37,10 +38,6 @@ class RunContext:
     model_for: Callable[[str], Model]
 
 
-class Stopped(Exception):
-    pass
-
-
 def task_ref(task: Task, thread: AgentThread) -> TaskRef:
     return TaskRef(task_id=task.id, thread_id=thread.id, channel=thread.channel, thread_ts=thread.thread_ts,
                    requester=task.requester, status_ts=task.status_ts, prompt=task.prompt)
@@ -52,80 +49,102 @@ def estimate_tokens(message: dict[str, Any]) -> int:
 
 async def execute(ctx: RunContext, task: Task, thread: AgentThread, stop_reason: dict[int, str]) -> None:
     """Runs the task to a final status; never raises except on shutdown cancellation."""
-    ref = task_ref(task, thread)
-    s = ctx.settings
-    started = time.monotonic()
-    agent: Agent | None = None
-    sandbox = None
-    path = None
-    base = ""
-    status, error = "failed", ""
-    try:
-        await ctx.bus.emit(ref, ThreadStarted(str(thread.id)))
-        await ctx.bus.emit(ref, TaskProgress("Preparing workspace"))
-        path = await ctx.workspaces.ensure_scratch(thread.id)
-        if thread.workspace != str(path):
-            await ctx.store.set_workspace(thread.id, str(path))
-        base = await ctx.workspaces.head(path)
-        await ctx.bus.emit(ref, TaskProgress("Starting sandbox"))
-        sandbox = await ctx.sandboxes.start(task_id=task.id, workspace=path, network="off")
-        messages = await _messages(ctx, task, thread)
-        agent = Agent(ctx.model_for(task.model or s.model), sandbox,
-                      AgentLimits(s.max_steps, s.command_timeout_s, s.output_limit_chars),
-                      inbox=lambda: _inbox(ctx, thread.id, task.id),
-                      record=lambda m: ctx.store.add_history(thread.id, task.id, m, estimate_tokens(m)),
-                      requester=task.requester)
-        async with asyncio.timeout(s.task_timeout_s):
-            async for event in agent.run(messages):
-                await ctx.bus.emit(ref, event)
-        status, error = ("failed", agent.error) if agent.error else ("done", "")
-    except asyncio.CancelledError:
-        reason = stop_reason.get(task.id)
-        if reason is None:  # shutdown: leave it for recovery at the next start
-            status, error = "interrupted", "interrupted by a restart"
-            await _finish(ctx, ref, task, agent, status, error, started, path, base, sandbox)
-            raise
-        asyncio.current_task().uncancel()
-        status, error = "stopped", ""
-    except TimeoutError:
-        error = f"Timed out after {s.task_timeout_s:g} s (SLACKBOT_TASK_TIMEOUT_S)."
-        await ctx.bus.emit(ref, TurnFailed(error))
-    except Exception as exc:  # every failure ends in a message in the thread
-        log.exception("task %s failed", task.id)
-        error = str(exc) or exc.__class__.__name__
-        if exc.__class__.__module__.startswith(("sqlalchemy", "git", "builtins")):
-            error = f"Internal error ({exc.__class__.__name__}): {error}"
-        await ctx.bus.emit(ref, TurnFailed(error))
-    await _finish(ctx, ref, task, agent, status, error, started, path, base, sandbox,
-                  stopped_by=stop_reason.get(task.id, ""))
+    await TaskRun(ctx, task, thread, stop_reason).run()
 
 
-async def _finish(ctx: RunContext, ref: TaskRef, task: Task, agent: Agent | None, status: str, error: str,
-                  started: float, path: Any, base: str, sandbox: Any, stopped_by: str = "") -> None:
-    if sandbox is not None:
+class TaskRun:
+    def __init__(self, ctx: RunContext, task: Task, thread: AgentThread, stop_reason: dict[int, str]) -> None:
+        self.ctx, self.task, self.thread, self.stop_reason = ctx, task, thread, stop_reason
+        self.ref = task_ref(task, thread)
+        self.started = time.monotonic()
+        self.agent: Agent | None = None
+        self.sandbox: Any = None
+        self.path: Path | None = None
+        self.base = ""
+        # The agent's turn.completed / turn.failed is held back until the changes are committed,
+        # so that file_change lands inside the turn, as in codex's stream.
+        self.turn_end: Event | None = None
+
+    async def emit(self, event: Event) -> None:
+        await self.ctx.bus.emit(self.ref, event)
+
+    async def run(self) -> None:
+        s, task = self.ctx.settings, self.task
+        status, error = "failed", ""
         try:
-            await sandbox.close()
-        except Exception:
-            log.exception("could not remove the sandbox of task %s", task.id)
-    files: tuple = ()
-    if path is not None and base:
-        try:
-            result = await ctx.workspaces.commit(path, base, f"slackbot task #{task.id}: {task.prompt[:60]}")
-            files = result.files
-        except Exception:
-            log.exception("could not commit the workspace of task %s", task.id)
-    if files:
-        changes = tuple(FileChangeEntry(f.path, f.kind) for f in files)
-        await ctx.bus.emit(ref, ItemCompleted(FileChange(f"task_{task.id}_files", changes)))
-    usage = agent.usage if agent else Usage()
-    answer = agent.answer if agent else ""
-    elapsed = time.monotonic() - started
-    await ctx.store.update_task(
-        task.id, status=status, error=error[:2000], answer=answer, finished_at=utcnow(), stopped_by=stopped_by,
-        input_tokens=usage.input_tokens, cached_input_tokens=usage.cached_input_tokens,
-        output_tokens=usage.output_tokens)
-    await ctx.bus.emit(ref, TaskFinished(status=status, answer=answer, error=error, files=files,
-                                         elapsed_s=elapsed, usage=usage, stopped_by=stopped_by))
+            await self.emit(ThreadStarted(str(self.thread.id)))
+            await self._prepare()
+            async with asyncio.timeout(s.task_timeout_s):
+                async for event in self.agent.run(await _messages(self.ctx, task, self.thread)):
+                    if isinstance(event, (TurnCompleted, TurnFailed)):
+                        self.turn_end = event
+                    else:
+                        await self.emit(event)
+            status, error = ("failed", self.agent.error) if self.agent.error else ("done", "")
+        except asyncio.CancelledError:
+            if task.id not in self.stop_reason:  # shutdown: the next start tells the thread
+                await self._finish("interrupted", "interrupted by a restart")
+                raise
+            asyncio.current_task().uncancel()
+            status = "stopped"
+        except TimeoutError:
+            error = f"Timed out after {s.task_timeout_s:g} s (SLACKBOT_TASK_TIMEOUT_S)."
+        except Exception as exc:  # every failure ends in a message in the thread
+            log.exception("task %s failed", task.id)
+            error = str(exc) or exc.__class__.__name__
+            if exc.__class__.__module__.startswith(("sqlalchemy", "git", "builtins")):
+                error = f"Internal error ({exc.__class__.__name__}): {error}"
+        await self._finish(status, error)
+
+    async def _prepare(self) -> None:
+        ctx, s = self.ctx, self.ctx.settings
+        await self.emit(TaskProgress("Preparing workspace"))
+        self.path = await ctx.workspaces.ensure_scratch(self.thread.id)
+        if self.thread.workspace != str(self.path):
+            await ctx.store.set_workspace(self.thread.id, str(self.path))
+        self.base = await ctx.workspaces.head(self.path)
+        await self.emit(TaskProgress("Starting sandbox"))
+        self.sandbox = await ctx.sandboxes.start(task_id=self.task.id, workspace=self.path, network="off")
+        thread_id, task_id = self.thread.id, self.task.id
+        self.agent = Agent(
+            ctx.model_for(self.task.model or s.model), self.sandbox,
+            AgentLimits(s.max_steps, s.command_timeout_s, s.output_limit_chars),
+            inbox=lambda: _inbox(ctx, thread_id, task_id),
+            record=lambda m: ctx.store.add_history(thread_id, task_id, m, estimate_tokens(m)),
+            requester=self.task.requester)
+
+    async def _finish(self, status: str, error: str) -> None:
+        ctx, task = self.ctx, self.task
+        if self.sandbox is not None:
+            try:
+                await self.sandbox.close()
+            except Exception:
+                log.exception("could not remove the sandbox of task %s", task.id)
+        files: tuple[FileStat, ...] = ()
+        if self.path is not None and self.base:
+            try:
+                result = await ctx.workspaces.commit(self.path, self.base,
+                                                     f"slackbot task #{task.id}: {task.prompt[:60]}")
+                files = result.files
+            except Exception:
+                log.exception("could not commit the workspace of task %s", task.id)
+        if files:
+            changes = tuple(FileChangeEntry(f.path, f.kind) for f in files)
+            await self.emit(ItemCompleted(FileChange(f"task_{task.id}_files", changes)))
+        usage = self.agent.usage if self.agent else Usage()
+        if status == "done":
+            await self.emit(self.turn_end or TurnCompleted(usage))
+        elif status != "stopped":
+            await self.emit(TurnFailed(error or "stopped"))
+        answer = self.agent.answer if self.agent else ""
+        elapsed = time.monotonic() - self.started
+        stopped_by = self.stop_reason.get(task.id, "")
+        await ctx.store.update_task(
+            task.id, status=status, error=error[:2000], answer=answer, finished_at=utcnow(),
+            stopped_by=stopped_by, input_tokens=usage.input_tokens,
+            cached_input_tokens=usage.cached_input_tokens, output_tokens=usage.output_tokens)
+        await self.emit(TaskFinished(status=status, answer=answer, error=error, files=files,
+                                     elapsed_s=elapsed, usage=usage, stopped_by=stopped_by))
 
 
 async def _messages(ctx: RunContext, task: Task, thread: AgentThread) -> list[dict[str, Any]]:

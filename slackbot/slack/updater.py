@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
+WINDOW_S = 61.0  # a minute, plus a margin for clock skew between us and Slack
 
 
 @dataclass
@@ -65,10 +67,9 @@ class StatusUpdater:
             edit, wait = self._next()
             if edit is None:
                 self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), wait)
-                except TimeoutError:
-                    pass
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await self._wake.wait()
                 continue
             await self._spend_budget()
             key = (edit.channel, edit.ts)
@@ -93,12 +94,12 @@ class StatusUpdater:
     async def _spend_budget(self) -> None:
         while True:
             now = time.monotonic()
-            while self._sent and now - self._sent[0] >= 60.0:
+            while self._sent and now - self._sent[0] >= WINDOW_S:
                 self._sent.popleft()
             if len(self._sent) < self.per_min:
                 self._sent.append(now)
                 return
-            await asyncio.sleep(60.0 - (now - self._sent[0]) + 0.01)
+            await asyncio.sleep(WINDOW_S - (now - self._sent[0]) + 0.01)
 
     async def _send(self, edit: _Edit) -> None:
         try:

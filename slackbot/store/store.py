@@ -42,7 +42,8 @@ class Store:
             with Session(self.engine, expire_on_commit=False) as session:
                 return fn(session)
         loop = asyncio.get_running_loop()
-        return await asyncio.wait_for(loop.run_in_executor(self._executor, job), self._timeout_s)
+        async with asyncio.timeout(self._timeout_s):
+            return await loop.run_in_executor(self._executor, job)
 
     async def create_all(self) -> None:
         loop = asyncio.get_running_loop()

@@ -11,8 +11,8 @@ import asyncio
 import json
 import math
 import time
-from collections import defaultdict, deque
-from dataclasses import dataclass, field
+from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from aiohttp import web

@@ -10,7 +10,6 @@ import asyncio
 import json
 import time
 import uuid
-from typing import Any
 
 from aiohttp import WSMsgType, web
 
