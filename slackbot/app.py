@@ -8,11 +8,12 @@ import logging
 from typing import Any, Coroutine
 
 from .agent import OpenAIModel
-from .repos import GitRunner, Workspaces
+from .repos import GitRunner, Mirrors, Workspaces
 from .runs import EventBus, RunContext, RunManager
+from .runs.repo_ops import RepoOps
 from .sandbox import DockerSandboxes
 from .settings import Settings
-from .store import Store
+from .store import RepoStore, Store
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +91,9 @@ class Bot:
         self.git = GitRunner()
         self.models = Models(s)
         self.bus = EventBus(self.store)
+        mirrors = Mirrors(s.mirrors_dir, self.git, github_token=s.github_token)
         ctx = RunContext(s, self.store, self.bus, self.sandboxes, Workspaces(s.workspaces_dir, self.git),
-                         self.models)
+                         self.models, RepoOps(s, self.store, mirrors))
         self.runs = RunManager(ctx, run_worker=self.worker)
         if self.slack:
             await self._start_slack()
@@ -103,6 +105,7 @@ class Bot:
         # Imported here: the CLI's exec command runs without any Slack part.
         from .slack.app import bolt_app, web_client
         from .slack.deps import Deps
+        from .slack.home import HomeRefresher
         from .slack.renderer import SlackRenderer
         from .slack.server import SlackServer
         from .slack.updater import StatusUpdater
@@ -117,7 +120,11 @@ class Bot:
         self.background.spawn(self.updater.run(), "status-updater")
         self.background.spawn(renderer.tick(), "status-ticker")
         if self.front:
-            self.deps = Deps(s, self.store, self.runs, renderer, self.client, bot_user_id=auth.get("user_id", ""))
+            self.deps = Deps(s, self.store, self.runs, renderer, self.client, RepoStore(self.store),
+                             bot_user_id=auth.get("user_id", ""))
+            home = HomeRefresher(self.deps)
+            self.bus.add_sink(home)
+            self.background.spawn(home.run(), "home-refresher")
             socket_mode = bool(s.slack_app_token) and not self.http
             self.server = SlackServer(bolt_app(self.deps, socket_mode=socket_mode), port=self.port,
                                       app_token=s.slack_app_token, http=self.http)

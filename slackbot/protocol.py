@@ -174,6 +174,11 @@ class TaskFinished:
     usage: Usage = field(default_factory=Usage)
     stopped_by: str = ""
     branch: str = ""
+    repo: str = ""  # the repository's name or URL; empty for a scratch workspace
+    diff: str = ""  # the task's whole change, as a patch
+    pushable: bool = False  # a branch with commits that can be pushed (the Push button)
+    pr_url: str = ""
+    note: str = ""  # e.g. what an automatic push did
     type: str = "task.finished"
 
 
@@ -266,6 +271,8 @@ class Sandbox(Protocol):
     """Where the agent's commands run. The docker backend is the real one."""
 
     async def exec(self, command: str, *, timeout_s: float) -> ExecResult: ...
+
+    async def disconnect_network(self) -> None: ...
 
     async def close(self) -> None: ...
 

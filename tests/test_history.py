@@ -12,3 +12,19 @@ def test_repair_answers_dangling_tool_calls_and_drops_orphans():
     fixed = repair(messages)
     assert [m["role"] for m in fixed] == ["user", "assistant", "tool", "user"]
     assert fixed[2]["tool_call_id"] == "c1"
+
+
+def test_plan_keeps_head_and_latest_turns():
+    from slackbot.agent.history import Row, plan
+
+    def row(i, role, tokens=100):
+        return Row(i, {"role": role, "content": str(i)}, tokens)
+
+    rows = [row(1, "user"), row(2, "assistant"), row(3, "tool"), row(4, "user"), row(5, "assistant"),
+            row(6, "user"), row(7, "assistant")]
+    assert plan(rows, budget=10_000) is None
+    c = plan(rows, budget=450)
+    assert [r.id for r in c.head] == [1]
+    assert [r.id for r in c.tail] == [6, 7]
+    assert [r.id for r in c.middle] == [2, 3, 4, 5]
+    assert c.upto == 5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,18 +47,45 @@ class Workspaces:
     async def head(self, path: Path) -> str:
         return await self.runner.run(lambda: open_repo(path).head.commit.hexsha)
 
-    async def commit(self, path: Path, base: str, message: str) -> CommitResult:
-        """Commits whatever the agent changed; returns the changes since `base`."""
-        return await self.runner.run(self._commit, path, base, message)
+    async def commit(self, path: Path, base: str, message: str, *, trailers: Sequence[str] = ()) -> CommitResult:
+        """Commits whatever the agent changed, as the bot, with `trailers` (e.g. `Co-authored-by: …`)
+        after a blank line; returns the changes since `base`."""
+        return await self.runner.run(self._commit, path, base, message, tuple(trailers))
 
-    def _commit(self, path: Path, base: str, message: str) -> CommitResult:
+    async def diff(self, path: Path, base: str) -> str:
+        """The committed change since `base`, as a patch."""
+        return await self.runner.run(self._diff, path, base)
+
+    def _commit(self, path: Path, base: str, message: str, trailers: tuple[str, ...]) -> CommitResult:
         repo = open_repo(path)
-        _identity(repo)
         repo.git.add("-A")
-        if repo.git.status("--porcelain"):
-            repo.git.commit("-m", message, "--no-verify")
+        if repo.git.status("--porcelain", "--ignore-submodules=all"):
+            # The identity comes from the environment, which beats whatever the sandbox wrote into the config.
+            repo.git.commit("--no-verify", "--cleanup=whitespace", *_message_args(message, trailers), env=BOT_ENV)
         head = repo.head.commit.hexsha
-        return CommitResult(head, diff_stats(repo, base, head), repo.git.diff(base, head) if base != head else "")
+        return CommitResult(head, diff_stats(repo, base, head), _patch(repo, base, head))
+
+    def _diff(self, path: Path, base: str) -> str:
+        repo = open_repo(path)
+        return _patch(repo, base, repo.head.commit.hexsha)
+
+
+BOT_ENV = {"GIT_AUTHOR_NAME": BOT_NAME, "GIT_AUTHOR_EMAIL": BOT_EMAIL,
+           "GIT_COMMITTER_NAME": BOT_NAME, "GIT_COMMITTER_EMAIL": BOT_EMAIL}
+
+
+def _message_args(message: str, trailers: Sequence[str]) -> list[str]:
+    """Each -m is a paragraph: git puts the blank line between the message and the trailer block."""
+    args = ["-m", message.strip() or "slackbot task"]
+    lines = [t.strip() for t in trailers if t.strip()]
+    return args + ["-m", "\n".join(lines)] if lines else args
+
+
+def _patch(repo: git.Repo, base: str, head: str) -> str:
+    if base == head:
+        return ""
+    # No external diff programs or textconv filters from the (sandbox-written) config.
+    return repo.git.diff("--no-ext-diff", "--no-textconv", base, head)
 
 
 def diff_stats(repo: git.Repo, base: str, head: str) -> tuple[FileStat, ...]:
@@ -65,11 +93,13 @@ def diff_stats(repo: git.Repo, base: str, head: str) -> tuple[FileStat, ...]:
         return ()
     kinds = {"A": "add", "D": "delete"}
     status: dict[str, str] = {}
-    for line in repo.git.diff("--name-status", "--no-renames", base, head).splitlines():
+    for line in repo.git.diff("--no-ext-diff", "--no-textconv", "--name-status", "--no-renames", base,
+                              head).splitlines():
         code, _, name = line.partition("\t")
         status[name] = kinds.get(code[:1], "update")
     stats = []
-    for line in repo.git.diff("--numstat", "--no-renames", base, head).splitlines():
+    for line in repo.git.diff("--no-ext-diff", "--no-textconv", "--numstat", "--no-renames", base,
+                              head).splitlines():
         added, removed, name = line.split("\t", 2)
         stats.append(FileStat(name, int(added) if added.isdigit() else 0,
                               int(removed) if removed.isdigit() else 0, status.get(name, "update")))

@@ -67,7 +67,7 @@ class RunManager:
                 await self.bus.emit(task_ref(task, thread), TaskFinished(
                     status="interrupted", error="interrupted by a restart — reply to continue"))
         for task in await self.store.tasks_with_status("pending"):
-            await self.store.update_task(task.id, status="queued")
+            await self.store.update_task(task.id, status="queued", queued_at=utcnow())
         reaped = await self._quietly(self.ctx.sandboxes.reap(frozenset()), "remove leftover sandboxes")
         if reaped:
             log.info("removed %d leftover sandbox containers", len(reaped))
@@ -85,15 +85,19 @@ class RunManager:
     # ---- submitting ------------------------------------------------------------------------
 
     async def record(self, *, channel: str, thread_ts: str, user: str, user_name: str, text: str,
-                     mention_ts: str, model: str = "") -> TaskRef:
-        """Records a task that is not yet runnable (its status message is not posted yet)."""
+                     mention_ts: str, model: str = "", user_email: str = "",
+                     repo: dict[str, Any] | None = None, status: str = "pending") -> TaskRef:
+        """Records a task that is not yet runnable (its status message is not posted yet, or its
+        repository is still to be chosen: status "choosing"). `repo` binds a new agent thread."""
         thread, task = await self.store.new_task(
             channel=channel, thread_ts=thread_ts, requester=user, requester_name=user_name, prompt=text,
-            mention_ts=mention_ts, model=model)
+            mention_ts=mention_ts, model=model, requester_email=user_email, repo=repo)
+        if status != task.status:
+            task = await self.store.update_task(task.id, status=status)
         return task_ref(task, thread)
 
     async def enqueue(self, ref: TaskRef, status_ts: str = "") -> TaskRef:
-        await self.store.update_task(ref.task_id, status="queued", status_ts=status_ts)
+        await self.store.update_task(ref.task_id, status="queued", status_ts=status_ts, queued_at=utcnow())
         self._wake.set()
         if not self.run_worker:  # otherwise the dispatcher publishes, after claiming what it can
             await self._publish_positions()
@@ -123,6 +127,24 @@ class RunManager:
         await self.bus.emit(task_ref(task, thread), TaskProgress("Stopping…"))
         running.cancel()
         return f"Stopping task #{task_id}."
+
+    # ---- repositories ----------------------------------------------------------------------
+
+    async def check_repo(self, url: str, branch: str = "") -> str:
+        """Empty when the repository (and branch) can be reached; else what is wrong."""
+        return await self.ctx.repo_ops.check(url, branch)
+
+    async def push(self, task_id: int, *, by: str) -> str:
+        task = await self.store.get_task(task_id)
+        if task is None:
+            return f"There is no task #{task_id}."
+        thread = await self.store.get_thread(task.thread_id)
+        active = [t for t in await self.store.thread_tasks(thread.id) if t.status in ("queued", "running")]
+        if active:
+            return f"Task #{active[0].id} is still working in this thread; push when it has finished."
+        result = await self.ctx.repo_ops.push(thread, task)
+        log.info("push of thread %s by %s: %s", thread.id, by, result.message)
+        return result.message
 
     def is_running_here(self, task_id: int) -> bool:
         return task_id in self._running
@@ -159,6 +181,7 @@ class RunManager:
             thread = await self.store.get_thread(task.thread_id)
             assert isinstance(thread, AgentThread)
             await execute(self.ctx, task, thread, self._stop_reason)
+            await self._follow_up_leftovers(task)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -167,6 +190,21 @@ class RunManager:
             self._running.pop(task.id, None)
             self._stop_reason.pop(task.id, None)
             self._wake.set()
+
+    async def _follow_up_leftovers(self, task: Task) -> None:
+        """Replies that arrived as the task was ending were not read by it: they start a follow-up
+        (after a Stop they wait for the next reply instead)."""
+        done = await self.store.get_task(task.id)
+        if done is None or done.status not in ("done", "failed"):
+            return
+        rows = await self.store.peek_inbox(task.thread_id)
+        if not rows:
+            return
+        thread = await self.store.get_thread(task.thread_id)
+        ref = await self.record(channel=thread.channel, thread_ts=thread.thread_ts, user=rows[0].user,
+                                user_name=rows[0].user_name, text=rows[0].text, mention_ts=rows[0].ts)
+        await self.store.take_inbox(task.thread_id, ref.task_id, upto=rows[0].id)
+        await self.enqueue(ref)
 
     async def _publish_positions(self) -> None:
         queued = await self.store.tasks_with_status("queued")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -11,19 +10,21 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..agent import Agent, AgentLimits, Model
-from ..agent.history import repair
-from ..agent.prompts import system_prompt
+from ..agent.instructions import load_agents_md
 from ..protocol import (
-    Event, FileChange, FileChangeEntry, FileStat, ItemCompleted, SandboxProvider, Steer, TaskFinished,
-    TaskProgress, TaskRef, ThreadStarted, TurnCompleted, TurnFailed, Usage,
+    CommandExecution, Event, FileChange, FileChangeEntry, FileStat, ItemCompleted, ItemStarted,
+    SandboxProvider, Steer, TaskFinished, TaskProgress, TaskRef, ThreadStarted, TurnCompleted, TurnFailed, Usage,
 )
 from ..repos import Workspaces
 from ..settings import Settings
-from ..store import AgentThread, Store, Task
+from ..store import AgentThread, Repository, Store, Task
 from ..store.models import utcnow
 from .bus import EventBus
+from .context import build_messages, estimate_tokens
+from .repo_ops import RepoOps
 
 log = logging.getLogger(__name__)
+MAX_PATCH_CHARS = 5_000_000
 
 
 @dataclass
@@ -36,15 +37,12 @@ class RunContext:
     sandboxes: SandboxProvider
     workspaces: Workspaces
     model_for: Callable[[str], Model]
+    repo_ops: RepoOps
 
 
 def task_ref(task: Task, thread: AgentThread) -> TaskRef:
     return TaskRef(task_id=task.id, thread_id=thread.id, channel=thread.channel, thread_ts=thread.thread_ts,
                    requester=task.requester, status_ts=task.status_ts, prompt=task.prompt)
-
-
-def estimate_tokens(message: dict[str, Any]) -> int:
-    return len(json.dumps(message)) // 4 + 4
 
 
 async def execute(ctx: RunContext, task: Task, thread: AgentThread, stop_reason: dict[int, str]) -> None:
@@ -64,6 +62,8 @@ class TaskRun:
         # The agent's turn.completed / turn.failed is held back until the changes are committed,
         # so that file_change lands inside the turn, as in codex's stream.
         self.turn_end: Event | None = None
+        self.instructions = ""  # AGENTS.md of the checkout
+        self.repo: Repository | None = None
 
     async def emit(self, event: Event) -> None:
         await self.ctx.bus.emit(self.ref, event)
@@ -75,7 +75,7 @@ class TaskRun:
             await self.emit(ThreadStarted(str(self.thread.id)))
             await self._prepare()
             async with asyncio.timeout(s.task_timeout_s):
-                async for event in self.agent.run(await _messages(self.ctx, task, self.thread)):
+                async for event in self.agent.run(await self._messages()):
                     if isinstance(event, (TurnCompleted, TurnFailed)):
                         self.turn_end = event
                     else:
@@ -97,21 +97,61 @@ class TaskRun:
         await self._finish(status, error)
 
     async def _prepare(self) -> None:
-        ctx, s = self.ctx, self.ctx.settings
-        await self.emit(TaskProgress("Preparing workspace"))
-        self.path = await ctx.workspaces.ensure_scratch(self.thread.id)
-        if self.thread.workspace != str(self.path):
-            await ctx.store.set_workspace(self.thread.id, str(self.path))
+        ctx, s, thread = self.ctx, self.ctx.settings, self.thread
+        network, setup = "off", ""
+        if thread.repo_url:
+            self.repo = await ctx.repo_ops.repository(thread)
+            label = self.repo.name if self.repo else thread.repo_url
+            await self.emit(TaskProgress(f"Preparing {label}"))
+            self.path = ctx.workspaces.path_for(thread.id)
+            self.thread = thread = await ctx.repo_ops.prepare(thread, self.task, self.path)
+            self.ref = task_ref(self.task, thread)
+            if self.repo:
+                network, setup = self.repo.network, self.repo.setup
+        else:
+            await self.emit(TaskProgress("Preparing a scratch workspace (no repository linked)"))
+            self.path = await ctx.workspaces.ensure_scratch(thread.id)
+            if thread.workspace != str(self.path):
+                await ctx.store.update_thread(thread.id, workspace=str(self.path))
         self.base = await ctx.workspaces.head(self.path)
+        self.instructions = await ctx.workspaces.runner.run(load_agents_md, self.path)
         await self.emit(TaskProgress("Starting sandbox"))
-        self.sandbox = await ctx.sandboxes.start(task_id=self.task.id, workspace=self.path, network="off")
-        thread_id, task_id = self.thread.id, self.task.id
+        self.sandbox = await ctx.sandboxes.start(task_id=self.task.id, workspace=self.path, network=network)
+        if setup:
+            await self._setup(setup, network)
+        thread_id, task_id = thread.id, self.task.id
         self.agent = Agent(
             ctx.model_for(self.task.model or s.model), self.sandbox,
             AgentLimits(s.max_steps, s.command_timeout_s, s.output_limit_chars),
             inbox=lambda: _inbox(ctx, thread_id, task_id),
             record=lambda m: ctx.store.add_history(thread_id, task_id, m, estimate_tokens(m)),
             requester=self.task.requester)
+
+    async def _setup(self, command: str, network: str) -> None:
+        """The repository's setup command, before the agent; with network=setup the network is
+        cut right after it, so the agent's commands see only the loopback interface."""
+        await self.emit(TaskProgress("Running the setup command"))
+        item_id = f"task_{self.task.id}_setup"
+        await self.emit(ItemStarted(CommandExecution(item_id, command)))
+        result = await self.sandbox.exec(command, timeout_s=self.ctx.settings.command_timeout_s)
+        status = "completed" if result.exit_code == 0 else "failed"
+        await self.emit(ItemCompleted(CommandExecution(item_id, command, result.output[-20_000:],
+                                                       result.exit_code, status)))
+        if network == "setup":
+            await self.sandbox.disconnect_network()
+        if result.exit_code != 0:
+            raise SetupFailed(f"The setup command failed (exit {result.exit_code}): "
+                              f"{result.output.strip().splitlines()[-1][:300] if result.output.strip() else ''}")
+
+    async def _messages(self) -> list[dict[str, Any]]:
+        s = self.ctx.settings
+        if sum(r.tokens for r in await self.ctx.store.history(self.thread.id)) > s.context_budget_tokens // 2:
+            await self.emit(TaskProgress("Reading the thread's history"))
+        messages, usage = await build_messages(
+            self.ctx.store, self.agent.model, self.task, self.thread, budget=s.context_budget_tokens,
+            instructions=self.instructions)
+        self.agent.usage += usage
+        return messages
 
     async def _finish(self, status: str, error: str) -> None:
         ctx, task = self.ctx, self.task
@@ -121,11 +161,12 @@ class TaskRun:
             except Exception:
                 log.exception("could not remove the sandbox of task %s", task.id)
         files: tuple[FileStat, ...] = ()
+        diff = ""
         if self.path is not None and self.base:
             try:
-                result = await ctx.workspaces.commit(self.path, self.base,
-                                                     f"slackbot task #{task.id}: {task.prompt[:60]}")
-                files = result.files
+                result = await ctx.workspaces.commit(self.path, self.base, commit_message(task),
+                                                     trailers=trailers(task))
+                files, diff = result.files, result.diff
             except Exception:
                 log.exception("could not commit the workspace of task %s", task.id)
         if files:
@@ -143,19 +184,33 @@ class TaskRun:
             task.id, status=status, error=error[:2000], answer=answer, finished_at=utcnow(),
             stopped_by=stopped_by, input_tokens=usage.input_tokens,
             cached_input_tokens=usage.cached_input_tokens, output_tokens=usage.output_tokens)
-        await self.emit(TaskFinished(status=status, answer=answer, error=error, files=files,
-                                     elapsed_s=elapsed, usage=usage, stopped_by=stopped_by))
+        thread = self.thread
+        pushable = bool(thread.repo_url and thread.branch and self.base)
+        push = None
+        if pushable and status == "done" and files and self.repo and self.repo.auto_push:
+            task.answer = answer
+            push = await ctx.repo_ops.push(thread, task)
+        await self.emit(TaskFinished(
+            status=status, answer=answer, error=error, files=files, elapsed_s=elapsed, usage=usage,
+            stopped_by=stopped_by, branch=thread.branch, repo=(self.repo.name if self.repo else thread.repo_url),
+            diff=diff[:MAX_PATCH_CHARS], pushable=pushable and not (push and push.ok),
+            pr_url=push.pr_url if push else thread.pr_url, note=push.message if push else ""))
 
 
-async def _messages(ctx: RunContext, task: Task, thread: AgentThread) -> list[dict[str, Any]]:
-    """System prompt + the thread's stored history + this task's request (recorded)."""
-    rows = await ctx.store.history(thread.id)
-    messages = [{"role": "system", "content": system_prompt()}]
-    messages += repair([json.loads(r.data) for r in rows])
-    request = {"role": "user", "content": task.prompt}
-    await ctx.store.add_history(thread.id, task.id, request, estimate_tokens(request))
-    messages.append(request)
-    return messages
+class SetupFailed(Exception):
+    pass
+
+
+def commit_message(task: Task) -> str:
+    first = task.prompt.strip().splitlines()[0] if task.prompt.strip() else ""
+    return f"{first[:72] or 'slackbot task'}\n\nslackbot task #{task.id}"
+
+
+def trailers(task: Task) -> list[str]:
+    name = task.requester_name or task.requester
+    if task.requester_email:
+        return [f"Co-authored-by: {name} <{task.requester_email}>"]
+    return [f"Requested-by: {name} (Slack {task.requester})"]
 
 
 async def _inbox(ctx: RunContext, thread_id: int, task_id: int) -> list[Steer]:

@@ -22,7 +22,7 @@ def web_client(settings: Settings) -> AsyncWebClient:
     return AsyncWebClient(
         token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=30,
         retry_handlers=[AsyncConnectionErrorRetryHandler(max_retry_count=3),
-                        AsyncRateLimitErrorRetryHandler(max_retry_count=6),
+                        AsyncRateLimitErrorRetryHandler(max_retry_count=10),
                         AsyncServerErrorRetryHandler(max_retry_count=2)])
 
 

@@ -111,7 +111,8 @@ def usage_text(task_id: int, elapsed_s: float, usage: Usage) -> str:
 
 
 def final_blocks(*, task_id: int, state: str, answer: str, error: str, files: tuple[FileStat, ...],
-                 elapsed_s: float, usage: Usage, stopped_by: str = "") -> tuple[str, Blocks, bool]:
+                 elapsed_s: float, usage: Usage, stopped_by: str = "", branch: str = "", pushable: bool = False,
+                 pr_url: str = "", note: str = "") -> tuple[str, Blocks, bool]:
     """The final reply: (fallback text, blocks, whether the answer also needs attaching as a file)."""
     blocks: Blocks = []
     if state == "failed":
@@ -130,13 +131,32 @@ def final_blocks(*, task_id: int, state: str, answer: str, error: str, files: tu
         blocks.append(_context("The full answer is attached as a file."))
     if files:
         blocks.append(_section(files_text(files)[:2900]))
+    if note:
+        blocks.append(_section(escape(note)[:2900]))
+    elif pr_url:
+        blocks.append(_section(f"Pull request: <{pr_url}>"))
+    elif branch and files:
+        blocks.append(_context(f"Branch `{escape(branch)}`"))
     blocks.append(_context(usage_text(task_id, elapsed_s, usage)))
+    buttons = []
+    if pushable and not pr_url:
+        buttons.append(_button("task_push", "Push branch", task_id, style="primary"))
+    buttons.append(_button("task_transcript", "Transcript", task_id))
+    blocks.append({"type": "actions", "block_id": f"result_{task_id}", "elements": buttons})
     fallback = (answer.strip() or error or state)[:3000]
     return fallback, blocks, attach
 
 
 def notice_blocks(text: str) -> tuple[str, Blocks]:
     return text, [_section(escape_keep_mentions(text))]
+
+
+def _button(action_id: str, label: str, task_id: int, style: str = "") -> dict[str, Any]:
+    button = {"type": "button", "action_id": action_id, "value": str(task_id),
+              "text": {"type": "plain_text", "text": label}}
+    if style:
+        button["style"] = style
+    return button
 
 
 def _section(text: str) -> dict[str, Any]:

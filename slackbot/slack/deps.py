@@ -9,7 +9,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from ..runs import RunManager
 from ..settings import Settings
-from ..store import Store
+from ..store import RepoStore, Store
 from .renderer import SlackRenderer
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,7 @@ class Deps:
     runs: RunManager
     renderer: SlackRenderer
     client: AsyncWebClient
+    repos: RepoStore
     bot_user_id: str = ""
     _users: dict[str, dict] = field(default_factory=dict)
 
@@ -35,6 +36,9 @@ class Deps:
                 log.warning("users.info failed for %s: %s", user_id, exc)
                 return {}
         return self._users[user_id]
+
+    async def user_email(self, user_id: str) -> str:
+        return (await self.user(user_id)).get("profile", {}).get("email", "")
 
     async def user_name(self, user_id: str) -> str:
         u = await self.user(user_id)

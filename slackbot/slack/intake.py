@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
+
+from ..protocol import TaskRef
 
 from .blocks import StatusState, notice_blocks, status_blocks
 from .deps import Deps
+from .options import parse_options
 
 log = logging.getLogger(__name__)
-ACTIVE = ("pending", "queued", "running")
+ACTIVE = ("choosing", "pending", "queued", "running")
 
 
 def strip_mention(text: str, bot_user_id: str) -> str:
@@ -24,7 +28,7 @@ async def say(deps: Deps, channel: str, thread_ts: str, text: str) -> None:
     """A plain notice in the thread; never raises (it is often the last resort)."""
     fallback, blocks = notice_blocks(text)
     try:
-        await deps.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=fallback, blocks=blocks)
+        await deps.renderer.poster.post(channel=channel, thread_ts=thread_ts, text=fallback, blocks=blocks)
     except Exception:
         log.exception("could not tell %s/%s: %s", channel, thread_ts, text)
 
@@ -36,20 +40,34 @@ async def react(deps: Deps, channel: str, ts: str, name: str = "eyes") -> None:
         log.info("reactions.add %s failed: %s", name, exc)
 
 
-async def start_task(deps: Deps, *, channel: str, thread_ts: str, user: str, text: str, ts: str) -> None:
+async def start_task(deps: Deps, *, channel: str, thread_ts: str, user: str, text: str, ts: str,
+                     repo: dict[str, Any] | None = None, model: str = "") -> None:
     """Records the task, posts its status message, queues it; tells the thread if anything fails."""
+    ref = await record_task(deps, channel=channel, thread_ts=thread_ts, user=user, text=text, ts=ts,
+                            repo=repo, model=model)
+    if ref is not None:
+        await post_status_and_enqueue(deps, ref)
+
+
+async def record_task(deps: Deps, *, channel: str, thread_ts: str, user: str, text: str, ts: str,
+                      repo: dict[str, Any] | None = None, model: str = "", status: str = "pending") -> TaskRef | None:
     try:
-        name = await deps.user_name(user)
-        ref = await deps.runs.record(channel=channel, thread_ts=thread_ts, user=user, user_name=name,
-                                     text=text, mention_ts=ts)
+        return await deps.runs.record(
+            channel=channel, thread_ts=thread_ts, user=user, user_name=await deps.user_name(user),
+            user_email=await deps.user_email(user), text=text, mention_ts=ts, model=model, repo=repo,
+            status=status)
     except Exception as exc:
         log.exception("could not record a task")
         await say(deps, channel, thread_ts, f"Sorry, I could not start this task: {exc}")
-        return
-    fallback, blocks = status_blocks(StatusState(ref.task_id, state="working", phase="Starting"))
+        return None
+
+
+async def post_status_and_enqueue(deps: Deps, ref: TaskRef, phase: str = "Starting") -> None:
+    fallback, blocks = status_blocks(StatusState(ref.task_id, state="working", phase=phase))
     status_ts = ""
     try:
-        resp = await deps.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=fallback, blocks=blocks)
+        resp = await deps.renderer.poster.post(channel=ref.channel, thread_ts=ref.thread_ts, text=fallback,
+                                                  blocks=blocks)
         status_ts = resp["ts"]
     except Exception:  # the renderer posts a status message later if this one is missing
         log.exception("could not post the status of task %s", ref.task_id)
@@ -66,5 +84,7 @@ async def handle_reply(deps: Deps, *, channel: str, thread_ts: str, user: str, t
     if any(t.status in ACTIVE for t in tasks):
         await deps.store.add_inbox(thread.id, user=user, user_name=await deps.user_name(user), text=text, ts=ts)
         return True
-    await start_task(deps, channel=channel, thread_ts=thread_ts, user=user, text=text, ts=ts)
+    opts = parse_options(text)  # a follow-up keeps the thread's repository; model= still applies
+    await start_task(deps, channel=channel, thread_ts=thread_ts, user=user, text=opts.text or text, ts=ts,
+                     model=opts.model)
     return True

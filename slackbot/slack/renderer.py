@@ -14,6 +14,7 @@ from ..protocol import (
     TaskRef, ThreadStarted, TodoList, TurnStarted, UserMessage,
 )
 from .blocks import StatusState, final_blocks, status_blocks
+from .pacing import Poster
 from .updater import StatusUpdater
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class SlackRenderer:
     def __init__(self, client: AsyncWebClient, updater: StatusUpdater) -> None:
         self.client = client
         self.updater = updater
+        self.poster = Poster(client)
         self._views: dict[int, _View] = {}
         self._posting: dict[int, asyncio.Lock] = {}
 
@@ -91,15 +93,20 @@ class SlackRenderer:
         self._views.pop(view.ref.task_id, None)
         text, blocks, attach = final_blocks(
             task_id=view.ref.task_id, state=event.status, answer=event.answer, error=event.error,
-            files=event.files, elapsed_s=event.elapsed_s, usage=event.usage, stopped_by=event.stopped_by)
+            files=event.files, elapsed_s=event.elapsed_s, usage=event.usage, stopped_by=event.stopped_by,
+            branch=event.branch, pushable=event.pushable, pr_url=event.pr_url, note=event.note)
         ref = view.ref
         try:
-            await self.client.chat_postMessage(channel=ref.channel, thread_ts=ref.thread_ts, text=text,
+            await self.poster.post(channel=ref.channel, thread_ts=ref.thread_ts, text=text,
                                                blocks=blocks, unfurl_links=False)
             if attach:
                 await self.client.files_upload_v2(
                     channel=ref.channel, thread_ts=ref.thread_ts, content=event.answer,
                     filename=f"task-{ref.task_id}-answer.md", title=f"Answer of task #{ref.task_id}")
+            if event.diff:
+                await self.client.files_upload_v2(
+                    channel=ref.channel, thread_ts=ref.thread_ts, content=event.diff,
+                    filename=f"task-{ref.task_id}.patch", title=f"Changes of task #{ref.task_id}")
         except Exception:
             log.exception("could not post the result of task %s", ref.task_id)
 
@@ -122,7 +129,7 @@ class SlackRenderer:
                 self.updater.submit(view.ref.channel, view.status_ts, text, blocks, final=view.state.final)
                 return
             try:
-                resp = await self.client.chat_postMessage(channel=view.ref.channel, thread_ts=view.ref.thread_ts,
+                resp = await self.poster.post(channel=view.ref.channel, thread_ts=view.ref.thread_ts,
                                                           text=text, blocks=blocks)
                 view.status_ts = resp["ts"]
             except Exception:

@@ -1,6 +1,8 @@
 """Persistence: SQLModel tables and an async store over a bounded executor."""
 
-from .models import AgentThread, EventRow, HistoryRow, InboxRow, SeenRow, Task
+from .models import AgentThread, ChannelRepo, EventRow, HistoryRow, InboxRow, Repository, SeenRow, Task
+from .repos import LinkedRepo, RepoConflict, RepoStore
 from .store import Limits, Store
 
-__all__ = ["AgentThread", "EventRow", "HistoryRow", "InboxRow", "Limits", "SeenRow", "Store", "Task"]
+__all__ = ["AgentThread", "ChannelRepo", "EventRow", "HistoryRow", "InboxRow", "Limits", "LinkedRepo",
+           "RepoConflict", "RepoStore", "Repository", "SeenRow", "Store", "Task"]

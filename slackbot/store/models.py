@@ -24,6 +24,12 @@ class AgentThread(SQLModel, table=True):
     summary: str = Field(default="", sa_column=Column(Text, default=""))
     summary_upto: int = 0  # history rows (by id) the summary replaces
     created_at: datetime = Field(default_factory=utcnow)
+    # The repository this thread works on (none: a scratch workspace). Fixed at the first task.
+    repo_id: int | None = None
+    repo_url: str = ""
+    base_branch: str = ""  # asked for, or empty for the remote's default
+    branch: str = ""  # the thread's own branch, made at the first task
+    pr_url: str = ""
 
 
 class Task(SQLModel, table=True):
@@ -32,6 +38,7 @@ class Task(SQLModel, table=True):
     channel: str = Field(index=True)
     requester: str = Field(index=True)
     requester_name: str = ""
+    requester_email: str = ""
     prompt: str = Field(default="", sa_column=Column(Text, default=""))
     # pending: recorded, status message not yet posted; then queued → running → a final status
     status: str = Field(default="pending", index=True)
@@ -40,6 +47,7 @@ class Task(SQLModel, table=True):
     model: str = ""
     worker: str = ""
     created_at: datetime = Field(default_factory=utcnow)
+    queued_at: datetime | None = None  # queue order: first come, first served
     started_at: datetime | None = None
     finished_at: datetime | None = None
     input_tokens: int = 0
@@ -94,3 +102,28 @@ class SeenRow(SQLModel, table=True):
 
     key: str = Field(primary_key=True)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class Repository(SQLModel, table=True):
+    """A repository known to the workspace under a short name; linked to channels."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True)
+    url: str
+    branch: str = ""  # base branch; empty: the remote's default
+    github: str = ""  # owner/name when tied to GitHub
+    setup: str = Field(default="", sa_column=Column(Text, default=""))
+    network: str = "off"  # off | setup | on
+    auto_push: bool = False
+    created_by: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ChannelRepo(SQLModel, table=True):
+    __tablename__ = "channel_repo"
+    __table_args__ = (UniqueConstraint("channel", "repo_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(index=True)
+    repo_id: int = Field(foreign_key="repository.id")
+    is_default: bool = False

@@ -16,6 +16,7 @@ from sqlmodel import Session, SQLModel, create_engine, func, select
 from .models import AgentThread, EventRow, HistoryRow, InboxRow, SeenRow, Task, utcnow
 
 T = TypeVar("T")
+M = TypeVar("M", bound=SQLModel)
 ACTIVE = ("queued", "running")
 
 
@@ -83,13 +84,14 @@ class Store:
         return await self.run(lambda s: s.get(AgentThread, thread_id))
 
     async def new_task(self, *, channel: str, thread_ts: str, requester: str, requester_name: str,
-                       prompt: str, mention_ts: str, model: str) -> tuple[AgentThread, Task]:
+                       prompt: str, mention_ts: str, model: str, requester_email: str = "",
+                       repo: dict[str, Any] | None = None) -> tuple[AgentThread, Task]:
         """Records a task (status pending) in the thread's agent thread, creating it if new."""
         def fn(s: Session) -> tuple[AgentThread, Task]:
             thread = s.exec(select(AgentThread).where(
                 AgentThread.channel == channel, AgentThread.thread_ts == thread_ts)).first()
             if thread is None:
-                thread = AgentThread(channel=channel, thread_ts=thread_ts, requester=requester)
+                thread = AgentThread(channel=channel, thread_ts=thread_ts, requester=requester, **(repo or {}))
                 s.add(thread)
                 try:
                     s.flush()
@@ -97,8 +99,8 @@ class Store:
                     s.rollback()
                     thread = s.exec(select(AgentThread).where(
                         AgentThread.channel == channel, AgentThread.thread_ts == thread_ts)).one()
-            task = Task(thread_id=thread.id, channel=channel, requester=requester,
-                        requester_name=requester_name, prompt=prompt, mention_ts=mention_ts, model=model)
+            task = Task(thread_id=thread.id, channel=channel, requester=requester, requester_name=requester_name,
+                        requester_email=requester_email, prompt=prompt, mention_ts=mention_ts, model=model)
             s.add(task)
             s.commit()
             s.refresh(thread)
@@ -109,26 +111,25 @@ class Store:
     async def get_task(self, task_id: int) -> Task | None:
         return await self.run(lambda s: s.get(Task, task_id))
 
-    async def update_task(self, task_id: int, **fields: Any) -> Task | None:
-        def fn(s: Session) -> Task | None:
-            task = s.get(Task, task_id)
-            if task is None:
+    async def update(self, model: type[M], row_id: Any, **fields: Any) -> M | None:
+        """Sets fields of one row; returns it (None when it does not exist)."""
+        def fn(s: Session) -> M | None:
+            row = s.get(model, row_id)
+            if row is None:
                 return None
             for k, v in fields.items():
-                setattr(task, k, v)
-            s.add(task)
+                setattr(row, k, v)
+            s.add(row)
             s.commit()
-            s.refresh(task)
-            return task
+            s.refresh(row)
+            return row
         return await self.run(fn)
 
-    async def set_workspace(self, thread_id: int, path: str) -> None:
-        def fn(s: Session) -> None:
-            thread = s.get(AgentThread, thread_id)
-            thread.workspace = path
-            s.add(thread)
-            s.commit()
-        await self.run(fn)
+    async def update_task(self, task_id: int, **fields: Any) -> Task | None:
+        return await self.update(Task, task_id, **fields)
+
+    async def update_thread(self, thread_id: int, **fields: Any) -> AgentThread:
+        return await self.update(AgentThread, thread_id, **fields)
 
     async def claim_next(self, limits: Limits, worker: str) -> Task | None:
         """Moves the oldest queued task that fits the limits to running, and returns it.
@@ -146,7 +147,7 @@ class Store:
             for t in running:
                 by_user[t.requester] = by_user.get(t.requester, 0) + 1
                 by_channel[t.channel] = by_channel.get(t.channel, 0) + 1
-            queued = s.exec(select(Task).where(Task.status == "queued").order_by(Task.id)).all()
+            queued = s.exec(select(Task).where(Task.status == "queued").order_by(Task.queued_at, Task.id)).all()
             for task in queued:
                 if (by_user.get(task.requester, 0) >= limits.per_user
                         or by_channel.get(task.channel, 0) >= limits.per_channel
@@ -162,8 +163,9 @@ class Store:
         return await self.run(fn)
 
     async def tasks_with_status(self, *statuses: str) -> list[Task]:
+        """Oldest first; queued tasks in queue order."""
         return await self.run(lambda s: list(s.exec(
-            select(Task).where(Task.status.in_(statuses)).order_by(Task.id)).all()))
+            select(Task).where(Task.status.in_(statuses)).order_by(Task.queued_at, Task.id)).all()))
 
     async def recent_tasks(self, *, channel: str | None = None, user: str | None = None,
                            limit: int = 15) -> list[Task]:
@@ -206,12 +208,7 @@ class Store:
             select(HistoryRow).where(HistoryRow.thread_id == thread_id).order_by(HistoryRow.id)).all()))
 
     async def set_summary(self, thread_id: int, summary: str, upto: int) -> None:
-        def fn(s: Session) -> None:
-            thread = s.get(AgentThread, thread_id)
-            thread.summary, thread.summary_upto = summary, upto
-            s.add(thread)
-            s.commit()
-        await self.run(fn)
+        await self.update(AgentThread, thread_id, summary=summary, summary_upto=upto)
 
     # ---- inbox (steering) ------------------------------------------------------------------
 
@@ -221,11 +218,18 @@ class Store:
             s.commit()
         await self.run(fn)
 
-    async def take_inbox(self, thread_id: int, task_id: int) -> list[InboxRow]:
-        """Marks the thread's unread replies as consumed by this task and returns them, oldest first."""
+    async def peek_inbox(self, thread_id: int) -> list[InboxRow]:
+        return await self.run(lambda s: list(s.exec(select(InboxRow).where(
+            InboxRow.thread_id == thread_id, InboxRow.consumed_by.is_(None)).order_by(InboxRow.id)).all()))
+
+    async def take_inbox(self, thread_id: int, task_id: int, upto: int | None = None) -> list[InboxRow]:
+        """Marks the thread's unread replies (up to row `upto`) as consumed by this task and returns
+        them, oldest first."""
         def fn(s: Session) -> list[InboxRow]:
-            rows = list(s.exec(select(InboxRow).where(
-                InboxRow.thread_id == thread_id, InboxRow.consumed_by.is_(None)).order_by(InboxRow.id)).all())
+            q = select(InboxRow).where(InboxRow.thread_id == thread_id, InboxRow.consumed_by.is_(None))
+            if upto is not None:
+                q = q.where(InboxRow.id <= upto)
+            rows = list(s.exec(q.order_by(InboxRow.id)).all())
             for row in rows:
                 row.consumed_by = task_id
                 s.add(row)

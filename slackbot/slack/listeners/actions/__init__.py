@@ -1,8 +1,13 @@
 from slack_bolt.async_app import AsyncApp
 
 from ...deps import Deps
-from . import task_stop
+import re
+
+from . import repo_choose, task_push, task_stop, task_transcript
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
     app.action("task_stop")(task_stop.handler(deps))
+    app.action("task_push")(task_push.handler(deps))
+    app.action("task_transcript")(task_transcript.handler(deps))
+    app.action(re.compile(r"^repo_choose_\d+$"))(repo_choose.handler(deps))

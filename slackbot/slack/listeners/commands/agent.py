@@ -9,10 +9,14 @@ from ...deps import Deps
 from ...home import ICONS
 from ...mrkdwn import escape
 from ...stopping import stop_task
+from .agent_repo import list_repos, repo_command
 
 HELP = """*slackbot* — a coding agent in your channel.
 • Mention me with a task: `@slackbot fix the flaky test in payments`. I answer in the thread, work in a sandbox and post the result.
 • Reply in the thread while I work to steer me; press *Stop* to stop. Reply after I finish to follow up.
+• Options in a mention: `repo=NAME|URL`, `branch=NAME`, `model=NAME`.
+• `/agent repos` — repositories linked to this channel
+• `/agent repo add NAME URL [BRANCH] [github=OWNER/REPO]`, `/agent repo default NAME`, `/agent repo remove NAME`, `/agent repo set NAME setup="COMMAND" network=off|setup|on auto_push=on|off` (admins)
 • `/agent tasks` — recent tasks in this channel
 • `/agent stop ID` — stop a task (its requester or an admin)
 • `/agent help` — this message"""
@@ -30,6 +34,11 @@ def handler(deps: Deps):
         verb = args[0].lower() if args else "help"
         if verb == "help":
             await respond(HELP)
+        elif verb == "repos":
+            await respond(await list_repos(deps, command.get("channel_id", "")))
+        elif verb == "repo":
+            await respond(await repo_command(deps, args[1:], channel=command.get("channel_id", ""),
+                                             user=command["user_id"]))
         elif verb == "tasks":
             await respond(await _tasks(deps, command.get("channel_id", "")))
         elif verb == "stop":

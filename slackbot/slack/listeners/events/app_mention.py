@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from ...deps import Deps
-from ...intake import handle_reply, react, say, start_task, strip_mention
+from ...intake import handle_reply, react, record_task, say, start_task, strip_mention
+from ...options import parse_options
+from ...repo_choice import chooser_blocks, resolve
 
 HELP_HINT = ("Tell me what to do, for example: `@slackbot add a --json flag to the CLI`. "
              "`/agent help` lists everything I can do.")
@@ -30,5 +32,29 @@ def handler(deps: Deps):
         if event.get("thread_ts") and await handle_reply(
                 deps, channel=channel, thread_ts=thread_ts, user=user, text=text, ts=ts):
             return
-        await start_task(deps, channel=channel, thread_ts=thread_ts, user=user, text=text, ts=ts)
+        await new_thread(deps, channel=channel, thread_ts=thread_ts, user=user, text=text, ts=ts)
     return app_mention
+
+
+async def new_thread(deps: Deps, *, channel: str, thread_ts: str, user: str, text: str, ts: str) -> None:
+    opts = parse_options(text)
+    if not opts.text:
+        await say(deps, channel, thread_ts, HELP_HINT)
+        return
+    found = await resolve(deps, channel, opts)
+    if found.problem:
+        await say(deps, channel, thread_ts, found.problem)
+        return
+    if found.ask is None:
+        await start_task(deps, channel=channel, thread_ts=thread_ts, user=user, text=opts.text, ts=ts,
+                         repo=found.repo, model=opts.model)
+        return
+    ref = await record_task(deps, channel=channel, thread_ts=thread_ts, user=user, text=opts.text, ts=ts,
+                            model=opts.model, status="choosing")
+    if ref is None:
+        return
+    fallback, blocks = chooser_blocks(ref.task_id, user, found.ask)
+    try:
+        await deps.renderer.poster.post(channel=channel, thread_ts=thread_ts, text=fallback, blocks=blocks)
+    except Exception as exc:
+        await say(deps, channel, thread_ts, f"Sorry, I could not ask which repository to use: {exc}")

@@ -1,0 +1,33 @@
+"""The Transcript button: every command with its output and every model message, as a file."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ...deps import Deps
+from ...intake import say
+from ...transcript import render_transcript
+
+log = logging.getLogger(__name__)
+
+
+def handler(deps: Deps):
+    async def task_transcript(ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        channel = (body.get("channel") or {}).get("id", "")
+        message = body.get("message") or {}
+        thread_ts = message.get("thread_ts") or message.get("ts", "")
+        value = action.get("value", "")
+        task = await deps.store.get_task(int(value)) if value.isdigit() else None
+        if task is None or task.channel != channel:
+            return
+        text = render_transcript(task, await deps.store.events(task.id))
+        try:
+            await deps.client.files_upload_v2(channel=channel, thread_ts=thread_ts, content=text,
+                                              filename=f"task-{task.id}-transcript.txt",
+                                              title=f"Transcript of task #{task.id}")
+        except Exception as exc:
+            log.exception("could not upload the transcript of task %s", task.id)
+            await say(deps, channel, thread_ts, f"I could not attach the transcript: {exc}")
+    return task_transcript
