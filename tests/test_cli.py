@@ -114,3 +114,19 @@ async def _port_from_log(proc: asyncio.subprocess.Process) -> int:
             raise AssertionError("the bot exited before listening")
         if "listening on port" in line:
             return int(line.split("listening on port ")[1].split()[0])
+
+
+async def test_exec_with_the_responses_api(slack, model, tmp_path):
+    model.script([shell("echo from-responses"), text("Responses API works.")])
+    env = cli_env(tmp_path, slack, model, SLACKBOT_MODEL_API="responses")
+    code, out, err = await run_cli(env, "exec", "try the responses api")
+    assert code == 0, err
+    assert "Responses API works." in out and "from-responses" in out
+    paths = [r.path for r in model.requests]
+    assert paths == ["/v1/responses", "/v1/responses"]
+    second = model.requests[1].body
+    assert "instructions" in second and second["input"][0] == {"role": "user", "content": "try the responses api"}
+    call = next(i for i in second["input"] if i.get("type") == "function_call")
+    output = next(i for i in second["input"] if i.get("type") == "function_call_output")
+    assert call["name"] == "shell" and output["call_id"] == call["call_id"]
+    assert "from-responses" in output["output"]

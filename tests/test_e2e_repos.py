@@ -79,7 +79,7 @@ async def test_link_mention_push_follow_up(slack, model, admin_settings, tmp_pat
         final = await wait_final(slack, "C1", ts)
         assert "`greet.py` +2 −0" in block_text(final)
         assert "Always run the tests" in model.requests[0].body["messages"][0]["content"]  # AGENTS.md
-        patch = next(f for f in slack.files if f["name"].endswith(".patch"))
+        patch = await slack.wait_for(lambda: next((f for f in slack.files if f["name"].endswith(".patch")), None))
         assert b"+def hello():" in patch["content"]
 
         await press(slack, "task_push", "1", "U1", "C1", final, ts)

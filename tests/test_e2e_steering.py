@@ -173,3 +173,20 @@ async def test_app_home_shows_threads_and_queued_tasks(slack, model, tmp_path):
         assert "first-job" in view and "running" in view and "queued" in view
         assert "https://slack.com/archives/C1/p" in view
     assert slack.block_errors == []
+
+
+async def test_transcript_button_and_tasks_listing(slack, model, bot):
+    model.script([shell("echo transcript-line"), text("All done here.")])
+    ts = await mention(slack, "make a transcript")
+    final = await wait_final(slack, "C1", ts)
+    await press(slack, "task_transcript", "1", "U1", "C1", final["ts"], ts)
+    await slack.wait_for(lambda: any(f["name"] == "task-1-transcript.txt" for f in slack.files), timeout=15)
+    content = next(f for f in slack.files if f["name"] == "task-1-transcript.txt")["content"].decode()
+    assert "$ echo transcript-line" in content and "transcript-line\n[exit 0]" in content
+    assert "All done here." in content and "make a transcript" in content
+    envelope = await slack.socket_send("slash_commands", slack.slash_command_payload("/agent", "tasks", "U1", "C1"))
+    await slack.wait_ack(envelope)
+    await slack.wait_for(lambda: any("#1" in r["body"].get("text", "") and "make a transcript"
+                                     in r["body"].get("text", "") for r in slack.responses), timeout=10)
+    # The Home tab followed the task without being opened again.
+    await slack.wait_for(lambda: "done" in json.dumps(slack.home_views.get("U1", {})), timeout=20)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..repos import Mirrors, RepoError, branch_name
-from ..repos.github import GitHub
+from ..repos.github import GitHub, GitHubError
 from ..settings import Settings
 from ..store import AgentThread, RepoStore, Repository, Store, Task
 
@@ -69,8 +69,10 @@ class RepoOps:
             url = await github.create_pull_request(
                 repo.github, head=thread.branch, base=thread.base_branch or repo.branch or "main",
                 title=_title(task), body=_body(task))
-        except RepoError as exc:
-            return PushResult(f"Pushed `{thread.branch}`, but could not open a pull request: {exc}", ok=False)
+        except GitHubError as exc:
+            if not exc.existing_url:
+                return PushResult(f"Pushed `{thread.branch}`, but could not open a pull request: {exc}", ok=False)
+            url = exc.existing_url  # opened earlier (by hand, or by another push): keep using it
         finally:
             await github.aclose()
         await self.store.update_thread(thread.id, pr_url=url)
