@@ -69,9 +69,10 @@ async def mention_latency(slack, model, runs: int) -> None:
 
 
 async def steer_latency(slack, model, runs: int) -> None:
-    waits = []
+    waits, after_command = [], []
+    offset = time.time() - time.monotonic()  # the command prints wall time; requests carry monotonic
     for i in range(runs):
-        model.script_for(f"steer-{i}", [shell("sleep 1"), text("ok")])
+        model.script_for(f"steer-{i}", [shell("sleep 1; date +%s.%N"), text("ok")])
         ts, _ = await send_mention(slack, f"steer-{i}")
         await model.wait_for_requests(len(model.requests) + 1)
         await asyncio.sleep(0.3)
@@ -81,9 +82,13 @@ async def steer_latency(slack, model, runs: int) -> None:
         sent = time.monotonic()
         await slack.wait_ack(await slack.socket_send("events_api", slack.event_callback(event)))
         await wait_final(slack, "C1", ts)
-        got = next(r.time for r in model.requests if f"turn left {i}" in str(r.body.get("messages")))
-        waits.append(got - sent)
+        request = next(r for r in model.requests if f"turn left {i}" in str(r.body.get("messages")))
+        waits.append(request.time - sent)
+        output = [m["content"] for m in request.body["messages"] if m["role"] == "tool"][-1]
+        ended = float(output.split()[-1]) - offset
+        after_command.append(request.time - ended)
     print(f"reply during a 1 s command → model call carrying it: {ms(waits)} (includes the rest of the command)")
+    print(f"  of which after the command ended:  {ms(after_command)}")
 
 
 async def stop_latency(slack, model, settings, runs: int) -> None:
@@ -107,25 +112,23 @@ async def stop_latency(slack, model, settings, runs: int) -> None:
 
 
 async def repo_latency(slack, model, tmp: Path) -> None:
+    """By URL (no link): the first thread clones the mirror, the second fetches it."""
     remote = tmp / "remote.git"
     work = tmp / "seed"
     subprocess.run(["git", "init", "-q", "-b", "main", str(work)], check=True)
-    for n in range(200):
+    for n in range(2000):  # a mid-sized repository: 2,000 files
         (work / f"file{n}.py").write_text(f"x = {n}\n" * 50)
     subprocess.run(["git", "-C", str(work), "add", "-A"], check=True)
     subprocess.run(["git", "-C", str(work), "-c", "user.name=b", "-c", "user.email=b@x", "commit", "-qm", "seed"],
                    check=True)
     subprocess.run(["git", "clone", "-q", "--bare", str(work), str(remote)], check=True)
-    command = slack.slash_command_payload("/agent", f"repo add app {remote}", "U1", "C9")
-    await slack.wait_ack(await slack.socket_send("slash_commands", command))
-    await slack.wait_for(lambda: any("Linked" in str(r["body"]) for r in slack.responses), timeout=30)
-    for label in ("first thread (clone)", "second thread (fetch)"):
+    for label in ("first thread (mirror cloned)", "second thread (mirror fetched)"):
         marker = f"repo-{label.split()[0]}"
         model.script_for(marker, [text("ok")])
-        ts, sent = await send_mention(slack, marker, channel="C9")
+        ts, sent = await send_mention(slack, f"repo={remote} {marker}", channel="C9")
         await wait_final(slack, "C9", ts)
         started = next(r.time for r in model.requests if marker in str(r.body.get("messages")))
-        print(f"linked repo, {label}: mention → agent started {(started - sent) * 1000:.0f} ms")
+        print(f"repo by URL, {label}: mention → agent started {(started - sent) * 1000:.0f} ms")
 
 
 async def main(runs: int) -> None:
