@@ -88,6 +88,13 @@ async def test_ten_concurrent_tasks_cause_no_429(slack, model, tmp_path):
     assert slack.rate_limited == []
     assert slack.max_updates_in_window(60) <= 20
     assert slack.block_errors == []
+    # Each status message was edited at most once per 1.5 s.
+    by_message: dict[str, list[float]] = {}
+    for c in slack.calls:
+        if c.method == "chat.update" and c.status == 200:
+            by_message.setdefault(c.params["ts"], []).append(c.time)
+    for times in by_message.values():
+        assert all(b - a >= 1.4 for a, b in zip(times, times[1:]))
 
 
 async def test_agent_help_and_unknown_command(slack, model, bot):

@@ -28,3 +28,13 @@ def test_plan_keeps_head_and_latest_turns():
     assert [r.id for r in c.tail] == [6, 7]
     assert [r.id for r in c.middle] == [2, 3, 4, 5]
     assert c.upto == 5
+
+
+def test_plan_scales_estimates_to_the_measured_size():
+    from slackbot.agent.history import Row, plan
+
+    rows = [Row(i, {"role": "user" if i % 2 else "assistant", "content": str(i)}, 100) for i in range(1, 9)]
+    assert plan(rows, budget=1000) is None  # 800 estimated
+    c = plan(rows, budget=1000, measured=1600)  # the API counted twice as much
+    assert c is not None and c.head[0].id == 1
+    assert sum(r.tokens for r in c.tail) * 2 <= 500

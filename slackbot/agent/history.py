@@ -55,13 +55,18 @@ class Compaction:
         return self.middle[-1].id if self.middle else 0
 
 
-def plan(rows: list[Row], budget: int, keep_head: int = 1) -> Compaction | None:
+def plan(rows: list[Row], budget: int, keep_head: int = 1, measured: int = 0) -> Compaction | None:
     """None when the history fits; otherwise the first messages and the latest turns kept verbatim
-    (the tail starts at a user message, so no tool call is parted from its result)."""
-    if sum(r.tokens for r in rows) <= budget or len(rows) <= keep_head + 1:
+    (the tail starts at a user message, so no tool call is parted from its result).
+
+    `measured` is the history's size in tokens as the API last counted it (0: unknown); the
+    per-row estimates are scaled to it, since they only approximate the model's tokenizer."""
+    estimated = sum(r.tokens for r in rows)
+    size = measured or estimated
+    if size <= budget or len(rows) <= keep_head + 1:
         return None
     head, rest = rows[:keep_head], rows[keep_head:]
-    tail_budget = budget // 2
+    tail_budget = budget // 2 * estimated // max(size, 1)
     start, used = len(rest), 0
     for i in range(len(rest) - 1, -1, -1):
         used += rest[i].tokens

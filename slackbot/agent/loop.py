@@ -50,6 +50,7 @@ class Agent:
         self.record = record
         self.requester = requester
         self.usage = Usage()
+        self.context_tokens = 0  # the conversation's size as the API counted it at the last call
         self.answer = ""
         self.error = ""
         self.commands = 0
@@ -72,6 +73,7 @@ class Agent:
                 yield TurnFailed(self.error)
                 return
             self.usage += reply.usage
+            self.context_tokens = reply.usage.input_tokens + reply.usage.output_tokens
             await self._append(messages, reply.as_message())
             if not reply.tool_calls:
                 # A reply that arrived while the model was answering still deserves a turn.

@@ -26,18 +26,29 @@ async def build_messages(store: Store, model: Model, task: Task, thread: AgentTh
     await store.add_history(thread.id, task.id, request, estimate_tokens(request))
     rows = [Row(r.id, json.loads(r.data), r.tokens) for r in await store.history(thread.id)]
     system = {"role": "system", "content": system_prompt(instructions)}
-    compaction = plan(rows, budget - estimate_tokens(system))
-    if compaction is None:
-        return [system] + repair([r.message for r in rows]), Usage()
-    usage = Usage()
     summary, upto = thread.summary, thread.summary_upto
-    if upto < compaction.upto:
-        fresh = [r for r in compaction.middle if r.id > upto]
+    # What the model would see: the first message, the stored summary, everything after it.
+    seen = _with_summary(rows, summary, upto)
+    # The API's count at the end of the last task (it saw `seen` then), plus this request.
+    measured = 0
+    if thread.context_tokens:
+        measured = max(thread.context_tokens - estimate_tokens(system), 1) + estimate_tokens(request)
+    compaction = plan(seen, budget - estimate_tokens(system), measured=measured)
+    usage = Usage()
+    fresh = [r for r in compaction.middle if r.id > upto] if compaction else []
+    if fresh:  # (only the summary itself in the middle: nothing more to compress)
         reply = await model.complete(
             [{"role": "system", "content": SUMMARY_PROMPT},
              {"role": "user", "content": transcript_for_summary(summary, fresh)}], [])
         summary, upto, usage = reply.text, compaction.upto, reply.usage
         await store.set_summary(thread.id, summary, upto)
         log.info("thread %s: history up to row %s summarised", thread.id, upto)
-    kept = [r.message for r in rows if r.id > upto]
-    return [system] + repair([r.message for r in compaction.head] + [summary_message(summary)] + kept), usage
+        seen = _with_summary(rows, summary, upto)
+    return [system] + repair([r.message for r in seen]), usage
+
+
+def _with_summary(rows: list[Row], summary: str, upto: int) -> list[Row]:
+    if not summary or not rows:
+        return rows
+    message = summary_message(summary)
+    return [rows[0], Row(upto, message, estimate_tokens(message))] + [r for r in rows if r.id > upto]

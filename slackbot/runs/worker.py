@@ -185,6 +185,8 @@ class TaskRun:
             stopped_by=stopped_by, input_tokens=usage.input_tokens,
             cached_input_tokens=usage.cached_input_tokens, output_tokens=usage.output_tokens)
         thread = self.thread
+        if self.agent and self.agent.context_tokens:
+            await ctx.store.update_thread(thread.id, context_tokens=self.agent.context_tokens)
         pushable = bool(thread.repo_url and thread.branch and self.base)
         push = None
         if pushable and status == "done" and files and self.repo and self.repo.auto_push:

@@ -23,6 +23,7 @@ class AgentThread(SQLModel, table=True):
     workspace: str = ""
     summary: str = Field(default="", sa_column=Column(Text, default=""))
     summary_upto: int = 0  # history rows (by id) the summary replaces
+    context_tokens: int = 0  # the history's size as the model's API last counted it
     created_at: datetime = Field(default_factory=utcnow)
     # The repository this thread works on (none: a scratch workspace). Fixed at the first task.
     repo_id: int | None = None
