@@ -203,7 +203,7 @@ class RunManager:
         thread = await self.store.get_thread(task.thread_id)
         ref = await self.record(channel=thread.channel, thread_ts=thread.thread_ts, user=rows[0].user,
                                 user_name=rows[0].user_name, text=rows[0].text, mention_ts=rows[0].ts)
-        await self.store.take_inbox(task.thread_id, ref.task_id, upto=rows[0].id)
+        await self.store.take_inbox(task.thread_id, ref.task_id, only=[rows[0].id])
         await self.enqueue(ref)
 
     async def _publish_positions(self) -> None:

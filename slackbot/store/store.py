@@ -219,17 +219,20 @@ class Store:
         await self.run(fn)
 
     async def peek_inbox(self, thread_id: int) -> list[InboxRow]:
-        return await self.run(lambda s: list(s.exec(select(InboxRow).where(
-            InboxRow.thread_id == thread_id, InboxRow.consumed_by.is_(None)).order_by(InboxRow.id)).all()))
+        rows = await self.run(lambda s: list(s.exec(select(InboxRow).where(
+            InboxRow.thread_id == thread_id, InboxRow.consumed_by.is_(None))).all()))
+        return sorted(rows, key=lambda r: (_ts_key(r.ts), r.id))
 
-    async def take_inbox(self, thread_id: int, task_id: int, upto: int | None = None) -> list[InboxRow]:
-        """Marks the thread's unread replies (up to row `upto`) as consumed by this task and returns
-        them, oldest first."""
+    async def take_inbox(self, thread_id: int, task_id: int, only: list[int] | None = None) -> list[InboxRow]:
+        """Marks the thread's unread replies (or just the rows `only`) as consumed by this task and
+        returns them, oldest first."""
         def fn(s: Session) -> list[InboxRow]:
             q = select(InboxRow).where(InboxRow.thread_id == thread_id, InboxRow.consumed_by.is_(None))
-            if upto is not None:
-                q = q.where(InboxRow.id <= upto)
+            if only is not None:
+                q = q.where(InboxRow.id.in_(only))
             rows = list(s.exec(q.order_by(InboxRow.id)).all())
+            # Replies are handled concurrently, so insertion order may differ from Slack's.
+            rows.sort(key=lambda r: (_ts_key(r.ts), r.id))
             for row in rows:
                 row.consumed_by = task_id
                 s.add(row)
@@ -243,6 +246,13 @@ class Store:
                 s.delete(row)
             s.commit()
         await self.run(fn)
+
+
+def _ts_key(ts: str) -> float:
+    try:
+        return float(ts)
+    except ValueError:
+        return float("inf")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
