@@ -71,13 +71,16 @@ class Bot:
     """`async with Bot(settings) as bot:` runs the Slack front and/or a worker until the block ends."""
 
     def __init__(self, settings: Settings, *, port: int = 3000, http: bool = False, front: bool = True,
-                 worker: bool = True, slack: bool = True) -> None:
+                 worker: bool = True, slack: bool = True, exclusive: bool = False) -> None:
+        """`exclusive`: run only tasks handed over explicitly (the terminal `exec` shares the
+        database with a running bot, and must neither recover nor claim the bot's tasks)."""
         self.settings = settings
         self.port = port
         self.http = http
         self.front = front and slack
         self.worker = worker
         self.slack = slack
+        self.exclusive = exclusive
         self.background = Background()
         self.server: Any = None
         self.updater: Any = None
@@ -87,14 +90,17 @@ class Bot:
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(s.db_url)
         await self.store.create_all()
-        self.sandboxes = DockerSandboxes(s, instance=instance_label(s))
+        # Commands hold a thread each for their whole run: room for every task plus engine calls.
+        self.sandboxes = DockerSandboxes(s, instance=instance_label(s), max_workers=s.max_tasks + 8)
         self.git = GitRunner()
         self.models = Models(s)
         self.bus = EventBus(self.store)
         mirrors = Mirrors(s.mirrors_dir, self.git, github_token=s.github_token)
         ctx = RunContext(s, self.store, self.bus, self.sandboxes, Workspaces(s.workspaces_dir, self.git),
                          self.models, RepoOps(s, self.store, mirrors))
-        self.runs = RunManager(ctx, run_worker=self.worker)
+        self.runs = RunManager(ctx, run_worker=self.worker, recover=not self.exclusive)
+        if self.exclusive:
+            self.runs.only = set()
         if self.slack:
             await self._start_slack()
         await self.runs.start()

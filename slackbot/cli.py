@@ -14,26 +14,24 @@ from pydantic import ValidationError
 from .settings import Settings
 
 
-class RedactSecrets(logging.Filter):
-    """Secrets never reach logs, whatever a library decides to print."""
+class RedactingFormatter(logging.Formatter):
+    """Secrets never reach logs, whatever a library prints: the whole formatted record, tracebacks
+    included, is scrubbed."""
 
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__()
+    def __init__(self, fmt: str, secrets: list[str]) -> None:
+        super().__init__(fmt)
         self.secrets = [s for s in secrets if len(s) >= 6]
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            for secret in self.secrets:
-                message = message.replace(secret, "[redacted]")
-            record.msg, record.args = message, ()
-        return True
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        for secret in self.secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
 
 
 def setup_logging(settings: Settings, level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactSecrets(settings.secrets()))
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", settings.secrets()))
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler], force=True)
 
 
@@ -51,6 +49,7 @@ def parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("exec", help="run one task from the terminal, printing its live events")
     ex.add_argument("task")
     ex.add_argument("--json", action="store_true", help="one JSON event per line (codex exec --json shape)")
+    ex.add_argument("--repo", default="", help="work on a checkout of this repository URL (a new branch)")
     sandbox = sub.add_parser("sandbox", help="sandbox image tools")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True)
     build = sandbox_sub.add_parser("build", help="build the sandbox image")
@@ -77,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(doctor(settings))
     if args.command == "exec":
         from .exec import run_exec
-        return asyncio.run(run_exec(settings, args.task, as_json=args.json))
+        return asyncio.run(run_exec(settings, args.task, as_json=args.json, repo=args.repo))
     if args.command == "sandbox":
         from .sandbox.build import build_image
         from .sandbox.docker import SandboxError

@@ -20,11 +20,15 @@ async def doctor(settings: Settings, out=sys.stdout) -> int:
     failures = 0
     for name, check in _checks(settings):
         try:
-            detail = await asyncio.wait_for(check(), 30)
+            async with asyncio.timeout(30):
+                detail = await check()
             print(f"✓ {name}: {detail}", file=out)
+        except TimeoutError:
+            failures += 1
+            print(f"✗ {name}: no answer within 30 s", file=out)
         except Exception as exc:
             failures += 1
-            print(f"✗ {name}: {exc}", file=out)
+            print(f"✗ {name}: {exc or exc.__class__.__name__}", file=out)
     print("All good." if not failures else f"{failures} problem(s) found.", file=out)
     return 1 if failures else 0
 

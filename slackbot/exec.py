@@ -61,14 +61,16 @@ def human(event: Event) -> str:
     return ""
 
 
-async def run_exec(settings: Settings, task: str, *, as_json: bool) -> int:
+async def run_exec(settings: Settings, task: str, *, as_json: bool, repo: str = "") -> int:
     box: list[int] = []
     sink = PrintSink(box, as_json)
-    async with Bot(settings, slack=False) as bot:
+    async with Bot(settings, slack=False, exclusive=True) as bot:
         bot.bus.add_sink(sink)
+        fields = {"repo_id": None, "repo_url": repo, "base_branch": ""} if repo else None
         ref = await bot.runs.record(channel="cli", thread_ts=uuid.uuid4().hex, user="cli", user_name="terminal",
-                                    text=task, mention_ts="")
+                                    text=task, mention_ts="", repo=fields)
         box.append(ref.task_id)
+        bot.runs.only.add(ref.task_id)
         await bot.runs.enqueue(ref)
         await sink.done.wait()
     if sink.result is None or sink.result.status != "done":

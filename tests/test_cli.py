@@ -130,3 +130,19 @@ async def test_exec_with_the_responses_api(slack, model, tmp_path):
     output = next(i for i in second["input"] if i.get("type") == "function_call_output")
     assert call["name"] == "shell" and output["call_id"] == call["call_id"]
     assert "from-responses" in output["output"]
+
+
+def test_log_lines_never_carry_secrets():
+    import logging
+
+    from slackbot.cli import RedactingFormatter
+
+    formatter = RedactingFormatter("%(message)s", ["xoxb-secret-123", "short"])
+    try:
+        raise RuntimeError("token xoxb-secret-123 refused")
+    except RuntimeError:
+        import sys as _sys
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "using %s", ("xoxb-secret-123",),
+                                   _sys.exc_info())
+    text = formatter.format(record)
+    assert "xoxb-secret-123" not in text and text.count("[redacted]") >= 2

@@ -114,7 +114,10 @@ async def test_override_by_name_url_and_branch(slack, model, admin_settings, tmp
         out = [m["content"] for m in model.requests_for("on-other")[-1].body["messages"] if m["role"] == "tool"][-1]
         assert "RELEASE" in out and "slackbot/on-other-" in out
         model.script_for("by-url", [shell("git log --oneline | wc -l"), text("ok")])
-        ts = await mention(slack, f"repo={app} by-url")
+        refused = await mention(slack, f"repo={app} not-for-you")
+        await slack.wait_for(lambda: any("Only admins can use a local path" in block_text(m)
+                                         for m in bot_messages(slack, "C1", refused)), timeout=15)
+        ts = await mention(slack, f"repo={app} by-url", user="UADMIN")
         await wait_final(slack, "C1", ts)
         out = [m["content"] for m in model.requests_for("by-url")[-1].body["messages"] if m["role"] == "tool"][-1]
         assert out.splitlines()[1].strip() == "1"

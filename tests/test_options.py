@@ -24,3 +24,13 @@ def test_agents_md_root_to_leaf_with_override_and_cap(tmp_path: Path):
     (tmp_path / "AGENTS.md").write_text("x" * 40_000)
     capped = load_agents_md(tmp_path)
     assert len(capped.encode()) < 33 * 1024 and "cut at 32 KiB" in capped
+
+
+def test_agents_md_symlinks_are_not_followed(tmp_path: Path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("xoxb-very-secret")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "AGENTS.md").symlink_to(secret)
+    (repo / "AGENTS.override.md").symlink_to("/proc/self/environ")
+    assert load_agents_md(repo) == ""

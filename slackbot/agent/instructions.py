@@ -18,6 +18,10 @@ def load_agents_md(root: Path, cwd: Path | None = None, cap: int = CAP_BYTES) ->
     for directory in dirs:
         for name in ("AGENTS.override.md", "AGENTS.md"):
             path = directory / name
+            # Read on the host from a tree the sandbox writes: a symlink could point at host files
+            # (/proc/self/environ holds the bot's tokens), so only regular files inside the tree.
+            if path.is_symlink() or directory.is_symlink() or root not in path.resolve().parents:
+                continue
             if path.is_file():
                 rel = path.relative_to(root)
                 parts.append(f"## {rel}\n{path.read_text(errors='replace').strip()}")

@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 
 class RunManager:
-    def __init__(self, ctx: RunContext, *, run_worker: bool = True, poll_s: float = 2.0) -> None:
+    def __init__(self, ctx: RunContext, *, run_worker: bool = True, poll_s: float = 2.0,
+                 recover: bool = True) -> None:
         self.ctx = ctx
         self.store = ctx.store
         self.bus = ctx.bus
@@ -36,12 +37,15 @@ class RunManager:
         self._positions: dict[int, int] = {}
         self._dispatcher: asyncio.Task[None] | None = None
         self._closing = False
+        self._recover = recover
+        self.only: set[int] | None = None  # when set, claim just these tasks (the terminal `exec`)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
         if self.run_worker:
-            await self.recover()
+            if self._recover:
+                await self.recover()
             self._dispatcher = asyncio.create_task(self._dispatch(), name="run-dispatcher")
 
     async def stop(self) -> None:
@@ -65,9 +69,10 @@ class RunManager:
             thread = await self.store.get_thread(task.thread_id)
             if thread:
                 await self.bus.emit(task_ref(task, thread), TaskFinished(
-                    status="interrupted", error="interrupted by a restart — reply to continue"))
+                    status="interrupted", error="interrupted by a restart"))
         for task in await self.store.tasks_with_status("pending"):
             await self.store.update_task(task.id, status="queued", queued_at=utcnow())
+        await self._quietly(self.store.prune_seen(), "prune old delivery ids")
         reaped = await self._quietly(self.ctx.sandboxes.reap(frozenset()), "remove leftover sandboxes")
         if reaped:
             log.info("removed %d leftover sandbox containers", len(reaped))
@@ -97,7 +102,9 @@ class RunManager:
         return task_ref(task, thread)
 
     async def enqueue(self, ref: TaskRef, status_ts: str = "") -> TaskRef:
-        await self.store.update_task(ref.task_id, status="queued", status_ts=status_ts, queued_at=utcnow())
+        if await self.store.transition(ref.task_id, ("pending", "choosing"), status="queued",
+                                       status_ts=status_ts, queued_at=utcnow()) is None:
+            return ref  # queued already (a double click on the repository chooser)
         self._wake.set()
         if not self.run_worker:  # otherwise the dispatcher publishes, after claiming what it can
             await self._publish_positions()
@@ -113,8 +120,10 @@ class RunManager:
         task = await self.store.get_task(task_id)
         if task is None:
             return f"There is no task #{task_id}."
-        if task.status == "queued":
-            await self.store.update_task(task_id, status="stopped", stopped_by=by, finished_at=utcnow())
+        if task.status in ("queued", "choosing", "pending"):
+            if await self.store.transition(task_id, ("queued", "choosing", "pending"), status="stopped",
+                                           stopped_by=by, finished_at=utcnow()) is None:
+                return f"Task #{task_id} has just started; press Stop again."
             thread = await self.store.get_thread(task.thread_id)
             await self.bus.emit(task_ref(task, thread), TaskFinished(status="stopped", stopped_by=by))
             await self._publish_positions()
@@ -122,6 +131,8 @@ class RunManager:
         running = self._running.get(task_id)
         if task.status != "running" or running is None:
             return f"Task #{task_id} is not running ({task.status})."
+        if task_id in self._stop_reason:
+            return f"Task #{task_id} is already stopping."
         self._stop_reason[task_id] = by
         thread = await self.store.get_thread(task.thread_id)
         await self.bus.emit(task_ref(task, thread), TaskProgress("Stopping…"))
@@ -155,7 +166,8 @@ class RunManager:
         while not self._closing:
             try:
                 while not self._closing:
-                    task = await self.store.claim_next(self.limits, self.worker_name)
+                    only = frozenset(self.only) if self.only is not None else None
+                    task = await self.store.claim_next(self.limits, self.worker_name, only)
                     if task is None:
                         break
                     self._start(task)
@@ -184,12 +196,24 @@ class RunManager:
             await self._follow_up_leftovers(task)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:  # never silent: the thread hears of it even when finishing failed
             log.exception("task %s crashed", task.id)
+            await self._fail_crashed(task, exc)
         finally:
             self._running.pop(task.id, None)
             self._stop_reason.pop(task.id, None)
             self._wake.set()
+
+    async def _fail_crashed(self, task: Task, exc: Exception) -> None:
+        try:
+            if await self.store.transition(task.id, ("running",), status="failed", finished_at=utcnow(),
+                                           error=f"internal error: {exc}"[:2000]) is None:
+                return  # it reached a final status; only what came after failed
+            thread = await self.store.get_thread(task.thread_id)
+            await self.bus.emit(task_ref(task, thread), TaskFinished(
+                status="failed", error=f"Internal error ({exc.__class__.__name__}): {exc}"))
+        except Exception:
+            log.exception("could not report the crash of task %s", task.id)
 
     async def _follow_up_leftovers(self, task: Task) -> None:
         """Replies that arrived as the task was ending were not read by it: they start a follow-up

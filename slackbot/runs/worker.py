@@ -13,7 +13,8 @@ from ..agent import Agent, AgentLimits, Model
 from ..agent.instructions import load_agents_md
 from ..protocol import (
     CommandExecution, Event, FileChange, FileChangeEntry, FileStat, ItemCompleted, ItemStarted,
-    SandboxProvider, Steer, TaskFinished, TaskProgress, TaskRef, ThreadStarted, TurnCompleted, TurnFailed, Usage,
+    SandboxProvider, Steer, TaskFinished, TaskProgress, TaskRef, ThreadStarted, TurnCompleted, TurnFailed,
+    TurnStarted, Usage,
 )
 from ..repos import Workspaces
 from ..settings import Settings
@@ -21,7 +22,7 @@ from ..store import AgentThread, Repository, Store, Task
 from ..store.models import utcnow
 from .bus import EventBus
 from .context import build_messages, estimate_tokens
-from .repo_ops import RepoOps
+from .repo_ops import PushResult, RepoOps
 
 log = logging.getLogger(__name__)
 MAX_PATCH_CHARS = 5_000_000
@@ -62,19 +63,22 @@ class TaskRun:
         # The agent's turn.completed / turn.failed is held back until the changes are committed,
         # so that file_change lands inside the turn, as in codex's stream.
         self.turn_end: Event | None = None
+        self.turn_started = False
         self.instructions = ""  # AGENTS.md of the checkout
         self.repo: Repository | None = None
 
     async def emit(self, event: Event) -> None:
+        self.turn_started = self.turn_started or isinstance(event, TurnStarted)
         await self.ctx.bus.emit(self.ref, event)
 
     async def run(self) -> None:
         s, task = self.ctx.settings, self.task
         status, error = "failed", ""
+        deadline = asyncio.timeout(s.task_timeout_s)
         try:
             await self.emit(ThreadStarted(str(self.thread.id)))
-            await self._prepare()
-            async with asyncio.timeout(s.task_timeout_s):
+            async with deadline:
+                await self._prepare()
                 async for event in self.agent.run(await self._messages()):
                     if isinstance(event, (TurnCompleted, TurnFailed)):
                         self.turn_end = event
@@ -87,8 +91,12 @@ class TaskRun:
                 raise
             asyncio.current_task().uncancel()
             status = "stopped"
-        except TimeoutError:
-            error = f"Timed out after {s.task_timeout_s:g} s (SLACKBOT_TASK_TIMEOUT_S)."
+        except TimeoutError as exc:
+            if deadline.expired():
+                error = f"Timed out after {s.task_timeout_s:g} s (SLACKBOT_TASK_TIMEOUT_S)."
+            else:  # a database, git or engine call that took too long
+                log.exception("task %s: an operation timed out", task.id)
+                error = f"An operation took too long and was abandoned ({exc.__class__.__name__})."
         except Exception as exc:  # every failure ends in a message in the thread
             log.exception("task %s failed", task.id)
             error = str(exc) or exc.__class__.__name__
@@ -173,13 +181,15 @@ class TaskRun:
             changes = tuple(FileChangeEntry(f.path, f.kind) for f in files)
             await self.emit(ItemCompleted(FileChange(f"task_{task.id}_files", changes)))
         usage = self.agent.usage if self.agent else Usage()
+        stopped_by = self.stop_reason.get(task.id, "")
+        if not self.turn_started:  # the --json stream always has a turn, even when preparing failed
+            await self.emit(TurnStarted())
         if status == "done":
             await self.emit(self.turn_end or TurnCompleted(usage))
-        elif status != "stopped":
-            await self.emit(TurnFailed(error or "stopped"))
+        else:
+            await self.emit(TurnFailed(error or (f"stopped by {stopped_by}" if stopped_by else status)))
         answer = self.agent.answer if self.agent else ""
         elapsed = time.monotonic() - self.started
-        stopped_by = self.stop_reason.get(task.id, "")
         await ctx.store.update_task(
             task.id, status=status, error=error[:2000], answer=answer, finished_at=utcnow(),
             stopped_by=stopped_by, input_tokens=usage.input_tokens,
@@ -191,7 +201,11 @@ class TaskRun:
         push = None
         if pushable and status == "done" and files and self.repo and self.repo.auto_push:
             task.answer = answer
-            push = await ctx.repo_ops.push(thread, task)
+            try:
+                push = await ctx.repo_ops.push(thread, task)
+            except Exception as exc:  # the task is done; only the push failed
+                log.exception("auto push of task %s failed", task.id)
+                push = PushResult(f"The automatic push failed: {exc}", ok=False)
         await self.emit(TaskFinished(
             status=status, answer=answer, error=error, files=files, elapsed_s=elapsed, usage=usage,
             stopped_by=stopped_by, branch=thread.branch, repo=(self.repo.name if self.repo else thread.repo_url),

@@ -67,11 +67,11 @@ def headline(st: StatusState) -> str:
 
 def status_blocks(st: StatusState) -> tuple[str, Blocks]:
     text = headline(st)
-    blocks: Blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": escape_keep_mentions(text)}}]
+    blocks: Blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": escape_keep_mentions(text)[:2900]}}]
     details = []
     if not st.final:
         if st.phase:
-            details.append(escape(st.phase))
+            details.append(escape(short(st.phase, 200)))
         if st.command:
             details.append(f"`{escape(short(st.command))}`")
     if st.commands:
@@ -79,7 +79,7 @@ def status_blocks(st: StatusState) -> tuple[str, Blocks]:
     if st.note and not st.final:
         details.append(escape(st.note))
     if details:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " • ".join(details)}]})
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " • ".join(details)[:2900]}]})
     if st.plan:
         lines = [f"{'✅' if p.completed else '▫️'} {escape(short(p.text, 120))}" for p in st.plan[:12]]
         if len(st.plan) > 12:
@@ -116,11 +116,11 @@ def final_blocks(*, task_id: int, state: str, answer: str, error: str, files: tu
     """The final reply: (fallback text, blocks, whether the answer also needs attaching as a file)."""
     blocks: Blocks = []
     if state == "failed":
-        blocks.append(_section(f"❌ *Failed:* {escape(error) or 'unknown error'}"))
+        blocks.append(_section(f"❌ *Failed:* {escape(error)[:2800] or 'unknown error'}"))
     elif state == "stopped":
         blocks.append(_section(f"⏹️ Stopped by <@{stopped_by}>." if stopped_by else "⏹️ Stopped."))
     elif state == "interrupted":
-        blocks.append(_section(f"⚠️ {escape(error) or 'Interrupted by a restart'} — reply to continue."))
+        blocks.append(_section(f"⚠️ {escape(error)[:2800] or 'Interrupted by a restart'} — reply to continue."))
     body = to_mrkdwn(answer.strip())
     attach = len(body) > ANSWER_INLINE_LIMIT
     if attach:
@@ -143,12 +143,13 @@ def final_blocks(*, task_id: int, state: str, answer: str, error: str, files: tu
         buttons.append(_button("task_push", "Push branch", task_id, style="primary"))
     buttons.append(_button("task_transcript", "Transcript", task_id))
     blocks.append({"type": "actions", "block_id": f"result_{task_id}", "elements": buttons})
-    fallback = (answer.strip() or error or state)[:3000]
+    fallback = escape(answer.strip() or error or state)[:3000]
     return fallback, blocks, attach
 
 
 def notice_blocks(text: str) -> tuple[str, Blocks]:
-    return text, [_section(escape_keep_mentions(text))]
+    safe = escape_keep_mentions(text)[:2900]
+    return safe, [_section(safe)]
 
 
 def _button(action_id: str, label: str, task_id: int, style: str = "") -> dict[str, Any]:

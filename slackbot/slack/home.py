@@ -81,7 +81,8 @@ async def publish_home(deps: Deps, user: str) -> None:
 
 async def _view_for(deps: Deps, user: str) -> dict[str, Any]:
     tasks = await deps.store.recent_tasks(user=user, limit=20)
-    active = await deps.store.tasks_with_status("choosing", "queued", "running")
+    # Only the viewer's own: others' prompts may come from channels the viewer cannot see.
+    active = [t for t in await deps.store.tasks_with_status("choosing", "queued", "running") if t.requester == user]
     threads = {t.thread_id: await deps.store.get_thread(t.thread_id) for t in tasks + active}
 
     def row(t: Any) -> dict[str, Any]:
@@ -95,8 +96,7 @@ async def _view_for(deps: Deps, user: str) -> dict[str, Any]:
         default = next((r.repo.name for r in linked if r.is_default), "")
         if default:
             defaults.append(f"<#{channel}>: `{escape(default)}`")
-    mine = [t for t in active if t.requester == user] + [t for t in active if t.requester != user]
-    return home_view([row(t) for t in tasks], [row(t) for t in mine], defaults)
+    return home_view([row(t) for t in tasks], [row(t) for t in active], defaults)
 
 
 class HomeRefresher:

@@ -10,6 +10,7 @@ from ..protocol import TaskRef
 
 from .blocks import StatusState, notice_blocks, status_blocks
 from .deps import Deps
+from .mrkdwn import unescape
 from .options import parse_options
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ def strip_mention(text: str, bot_user_id: str) -> str:
         text = text.replace(f"<@{bot_user_id}>", " ")
     else:
         text = re.sub(r"^\s*<@[A-Z0-9]+>", " ", text)
-    return " ".join(text.split(" ")).strip()
+    return unescape(" ".join(text.split(" ")).strip())
 
 
 async def say(deps: Deps, channel: str, thread_ts: str, text: str) -> None:
@@ -80,10 +81,14 @@ async def handle_reply(deps: Deps, *, channel: str, thread_ts: str, user: str, t
     thread = await deps.store.thread_for(channel, thread_ts)
     if thread is None:
         return False
-    tasks = await deps.store.thread_tasks(thread.id)
-    if any(t.status in ACTIVE for t in tasks):
-        await deps.store.add_inbox(thread.id, user=user, user_name=await deps.user_name(user), text=text, ts=ts)
-        return True
+    name = await deps.user_name(user)
+    if any(t.status in ACTIVE for t in await deps.store.thread_tasks(thread.id)):
+        row_id = await deps.store.add_inbox(thread.id, user=user, user_name=name, text=text, ts=ts)
+        if any(t.status in ACTIVE for t in await deps.store.thread_tasks(thread.id)):
+            return True
+        # The task ended meanwhile, maybe without reading it: whoever takes the row answers it.
+        if not await deps.store.take_inbox(thread.id, 0, only=[row_id]):
+            return True
     opts = parse_options(text)  # a follow-up keeps the thread's repository; model= still applies
     await start_task(deps, channel=channel, thread_ts=thread_ts, user=user, text=opts.text or text, ts=ts,
                      model=opts.model)

@@ -11,13 +11,19 @@ _RULES = [
     (re.compile(r"\*\*(.+?)\*\*|__(.+?)__"), lambda m: f"{_BOLD}{m.group(1) or m.group(2)}{_BOLD}"),
     (re.compile(r"(?<![*\w])\*(?!\s)([^*\n]+?)\*(?![*\w])"), r"_\1_"),        # *italic*
     (re.compile(r"~~(.+?)~~"), r"~\1~"),
-    (re.compile(r"!?\[([^\]]+)\]\((\S+?)\)"), r"<\2|\1>"),                  # links
+    # Links only to web and mail addresses: a target like !channel or @U… would ping people.
+    (re.compile(r"!?\[([^\]|]+)\]\(((?:https?://|mailto:)[^\s|)]+)\)"), r"<\2|\1>"),
     (re.compile(r"^(\s*)[-*+]\s+", re.M), "\\1\u2022 "),                      # bullets
 ]
 
 
 def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def unescape(text: str) -> str:
+    """Slack escapes &, < and > in what people write; the model should read them plainly."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def to_mrkdwn(markdown: str) -> str:

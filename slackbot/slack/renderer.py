@@ -37,13 +37,14 @@ class SlackRenderer:
         self.updater = updater
         self.poster = Poster(client)
         self._views: dict[int, _View] = {}
+        self._finished: set[int] = set()  # late events must not bring a final status back to life
         self._posting: dict[int, asyncio.Lock] = {}
 
     def owns(self, ref: TaskRef) -> bool:
         return ref.channel != "cli"
 
     async def handle(self, ref: TaskRef, event: Event) -> None:
-        if not self.owns(ref):
+        if not self.owns(ref) or (ref.task_id in self._finished and not isinstance(event, TaskFinished)):
             return
         view = self._views.get(ref.task_id)
         if view is None:
@@ -91,6 +92,7 @@ class SlackRenderer:
         st.elapsed_s, st.files = event.elapsed_s, event.files
         await self._show(view, final=True)
         self._views.pop(view.ref.task_id, None)
+        self._finished.add(view.ref.task_id)
         text, blocks, attach = final_blocks(
             task_id=view.ref.task_id, state=event.status, answer=event.answer, error=event.error,
             files=event.files, elapsed_s=event.elapsed_s, usage=event.usage, stopped_by=event.stopped_by,

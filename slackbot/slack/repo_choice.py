@@ -24,9 +24,16 @@ def thread_fields(repo_id: int | None, url: str, branch: str) -> dict[str, Any]:
     return {"repo_id": repo_id, "repo_url": url, "base_branch": branch}
 
 
-async def resolve(deps: Deps, channel: str, opts: MentionOptions) -> Resolution:
+def remote_url(value: str) -> bool:
+    """A network remote; local paths and file:// reach the host's own disk (other threads' work)."""
+    return value.startswith(("https://", "http://", "ssh://", "git@"))
+
+
+async def resolve(deps: Deps, channel: str, opts: MentionOptions, user: str = "") -> Resolution:
     if opts.repo:
         if looks_like_url(opts.repo):
+            if not remote_url(opts.repo) and not await deps.is_admin(user):
+                return Resolution(problem="Only admins can use a local path or file:// URL as `repo=`.")
             return Resolution(thread_fields(None, opts.repo, opts.branch))
         repo = await deps.repos.by_name(channel, opts.repo)
         if repo is None:

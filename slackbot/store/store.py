@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any, Callable, TypeVar
 
 from sqlalchemy import event as sa_event
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, create_engine, func, select
 
@@ -131,11 +132,22 @@ class Store:
     async def update_thread(self, thread_id: int, **fields: Any) -> AgentThread:
         return await self.update(AgentThread, thread_id, **fields)
 
-    async def claim_next(self, limits: Limits, worker: str) -> Task | None:
+    async def transition(self, task_id: int, from_statuses: tuple[str, ...], **fields: Any) -> Task | None:
+        """Compare-and-set: updates the task only if its status is one of `from_statuses`; returns it
+        then, else None (someone else moved it first: a double click, another worker)."""
+        def fn(s: Session) -> Task | None:
+            changed = s.execute(update(Task).where(Task.id == task_id, Task.status.in_(from_statuses))
+                                .values(**fields)).rowcount
+            s.commit()
+            return _fresh(s, task_id) if changed else None
+        return await self.run(fn)
+
+    async def claim_next(self, limits: Limits, worker: str, only: frozenset[int] | None = None) -> Task | None:
         """Moves the oldest queued task that fits the limits to running, and returns it.
 
-        The select-then-update runs in one transaction; on Postgres this becomes
-        FOR UPDATE SKIP LOCKED when several workers share the queue.
+        The final step is a compare-and-set on the status, so two workers never run one task; on
+        Postgres the candidate select can become FOR UPDATE SKIP LOCKED when many workers share it.
+        `only` restricts the claim to some task ids (a terminal `exec` claims just its own task).
         """
         def fn(s: Session) -> Task | None:
             running = s.exec(select(Task).where(Task.status == "running")).all()
@@ -149,16 +161,18 @@ class Store:
                 by_channel[t.channel] = by_channel.get(t.channel, 0) + 1
             queued = s.exec(select(Task).where(Task.status == "queued").order_by(Task.queued_at, Task.id)).all()
             for task in queued:
+                if only is not None and task.id not in only:
+                    continue
                 if (by_user.get(task.requester, 0) >= limits.per_user
                         or by_channel.get(task.channel, 0) >= limits.per_channel
                         or task.thread_id in busy_threads):
                     busy_threads.add(task.thread_id)  # keep a thread's tasks in order
                     continue
-                task.status, task.worker, task.started_at = "running", worker, utcnow()
-                s.add(task)
+                claimed = s.execute(update(Task).where(Task.id == task.id, Task.status == "queued").values(
+                    status="running", worker=worker, started_at=utcnow())).rowcount
                 s.commit()
-                s.refresh(task)
-                return task
+                if claimed:
+                    return _fresh(s, task.id)
             return None
         return await self.run(fn)
 
@@ -212,11 +226,13 @@ class Store:
 
     # ---- inbox (steering) ------------------------------------------------------------------
 
-    async def add_inbox(self, thread_id: int, *, user: str, user_name: str, text: str, ts: str) -> None:
-        def fn(s: Session) -> None:
-            s.add(InboxRow(thread_id=thread_id, user=user, user_name=user_name, text=text, ts=ts))
+    async def add_inbox(self, thread_id: int, *, user: str, user_name: str, text: str, ts: str) -> int:
+        def fn(s: Session) -> int:
+            row = InboxRow(thread_id=thread_id, user=user, user_name=user_name, text=text, ts=ts)
+            s.add(row)
             s.commit()
-        await self.run(fn)
+            return row.id
+        return await self.run(fn)
 
     async def peek_inbox(self, thread_id: int) -> list[InboxRow]:
         rows = await self.run(lambda s: list(s.exec(select(InboxRow).where(
@@ -246,6 +262,12 @@ class Store:
                 s.delete(row)
             s.commit()
         await self.run(fn)
+
+
+def _fresh(s: Session, task_id: int) -> Task:
+    task = s.get(Task, task_id)
+    s.refresh(task)  # the session may hold the row as it was before an UPDATE statement
+    return task
 
 
 def _ts_key(ts: str) -> float:

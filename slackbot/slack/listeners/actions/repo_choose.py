@@ -24,10 +24,12 @@ def handler(deps: Deps):
             await deps.client.chat_postEphemeral(channel=channel, user=user, thread_ts=message.get("thread_ts"),
                                                  text=f"Only <@{task.requester}> can choose for task #{task.id}.")
             return
+        task = await deps.store.transition(task.id, ("choosing",), status="pending")
+        if task is None:
+            return  # a double click: the first one won
         repo = await deps.repos.get(int(repo_id)) if repo_id.isdigit() and int(repo_id) != NO_REPO else None
         fields = thread_fields(repo.id, repo.url, repo.branch) if repo else thread_fields(None, "", "")
         thread = await deps.store.update_thread(task.thread_id, **fields)
-        task = await deps.store.update_task(task.id, status="pending")
         choice = f"`{repo.name}`" if repo else "no repository (a scratch workspace)"
         text = f"Task #{task.id} works on {choice}."
         deps.renderer.updater.submit(channel, message.get("ts", ""), text,

@@ -7,7 +7,7 @@ from typing import Any
 
 from ...deps import Deps
 from ...home import ICONS
-from ...mrkdwn import escape
+from ...mrkdwn import escape, unescape
 from ...stopping import stop_task
 from .agent_repo import list_repos, repo_command
 
@@ -25,7 +25,7 @@ HELP = """*slackbot* — a coding agent in your channel.
 def handler(deps: Deps):
     async def agent(ack, command: dict[str, Any], respond) -> None:
         await ack()
-        text = (command.get("text") or "").strip()
+        text = unescape((command.get("text") or "").strip())
         try:
             args = shlex.split(text)
         except ValueError as exc:

@@ -29,9 +29,10 @@ async def repo_command(deps: Deps, args: list[str], *, channel: str, user: str) 
         return await _add(deps, rest, channel=channel, user=user)
     if not rest:
         return USAGE
-    repo = await deps.repos.by_name(channel, rest[0])
-    if repo is None:
-        return f"No repository named `{escape(rest[0])}` here. {await list_repos(deps, channel)}"
+    linked = {r.repo.name: r.repo for r in await deps.repos.channel_repos(channel)}
+    repo = linked.get(rest[0])
+    if repo is None:  # only this channel's links: changing another channel's would surprise it
+        return f"No repository named `{escape(rest[0])}` is linked here. {await list_repos(deps, channel)}"
     if verb == "default":
         await deps.repos.set_default(channel, repo.id)
         return f"`{repo.name}` is now this channel's default repository."

@@ -41,7 +41,7 @@ async def new_thread(deps: Deps, *, channel: str, thread_ts: str, user: str, tex
     if not opts.text:
         await say(deps, channel, thread_ts, HELP_HINT)
         return
-    found = await resolve(deps, channel, opts)
+    found = await resolve(deps, channel, opts, user)
     if found.problem:
         await say(deps, channel, thread_ts, found.problem)
         return

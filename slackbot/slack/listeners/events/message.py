@@ -7,6 +7,7 @@ from typing import Any
 
 from ...deps import Deps
 from ...intake import handle_reply
+from ...mrkdwn import unescape
 
 HUMAN_SUBTYPES = (None, "thread_broadcast", "file_share")
 
@@ -27,5 +28,5 @@ def handler(deps: Deps):
         if not await deps.store.first_time(*keys):
             return
         await handle_reply(deps, channel=channel, thread_ts=thread_ts, user=event["user"],
-                           text=event.get("text", ""), ts=ts)
+                           text=unescape(event.get("text", "")), ts=ts)
     return message
