@@ -146,3 +146,14 @@ def test_log_lines_never_carry_secrets():
                                    _sys.exc_info())
     text = formatter.format(record)
     assert "xoxb-secret-123" not in text and text.count("[redacted]") >= 2
+
+
+async def test_exec_with_a_repository(slack, model, tmp_path):
+    from tests.test_e2e_repos import git, make_remote
+
+    remote = make_remote(tmp_path)
+    model.script([shell("git branch --show-current; cat greet.py"), text("Looked at the repository.")])
+    code, out, err = await run_cli(cli_env(tmp_path, slack, model), "exec", "look at greet", "--repo", str(remote))
+    assert code == 0, err
+    assert "slackbot/look-at-greet-" in out and "def greet" in out
+    assert "slackbot/" not in git("branch", "--list", cwd=remote)  # nothing pushed
