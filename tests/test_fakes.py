@@ -13,26 +13,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-try:
-    from tests.fakes import FakeSlack, ScriptedModel, error, shell, text, tool_calls
-except ImportError:  # tests/ is not a package: pytest puts tests/ itself on sys.path
-    from fakes import FakeSlack, ScriptedModel, error, shell, text, tool_calls
+from tests.fakes import FakeSlack, error, shell, text, tool_calls
 
-
-@pytest.fixture
-async def slack():
-    fake = FakeSlack()
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
-async def model():
-    fake = ScriptedModel()
-    await fake.start()
-    yield fake
-    await fake.stop()
+# The `slack` and `model` fixtures come from conftest.py.
 
 
 def client_for(slack: FakeSlack, **kw) -> AsyncWebClient:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from tests.fakes.serve import serve
+
 
 @dataclass(frozen=True)
 class GitRequest:
@@ -84,11 +86,7 @@ class GitHTTPServer:
     async def start(self) -> None:
         app = web.Application(client_max_size=1 << 30)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve(app)
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -13,6 +13,8 @@ from typing import Any, NamedTuple
 
 from aiohttp import web
 
+from tests.fakes.serve import serve
+
 
 class GitHubRequest(NamedTuple):
     method: str
@@ -67,11 +69,7 @@ class FakeGitHub:
         app.router.add_get("/repos/{owner}/{name}", self._get_repo)
         app.router.add_post("/repos/{owner}/{name}/pulls", self._create_pull)
         app.router.add_get("/repos/{owner}/{name}/pulls", self._list_pulls)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve(app)
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -25,6 +25,8 @@ from typing import Any, NamedTuple
 
 from aiohttp import web
 
+from tests.fakes.serve import serve
+
 from . import model_steps as ms
 from .model_steps import Step, StepLike, error, shell, text, tool_calls  # noqa: F401  (re-exported)
 
@@ -90,11 +92,7 @@ class ScriptedModel:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/responses", self._responses)
         app.router.add_get("/v1/models", self._models)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve(app)
         return self
 
     async def stop(self) -> None:

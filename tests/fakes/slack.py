@@ -17,6 +17,8 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from tests.fakes.serve import serve
+
 from .slack_methods import SlackError, SlackMethods
 from .slack_payloads import SlackPayloads
 from .slack_socket import SlackSocket
@@ -111,11 +113,7 @@ class FakeSlack(SlackMethods, SlackSocket, SlackPayloads):
         app.router.add_post("/upload/{file_id}", self._handle_upload)
         app.router.add_post("/response/{rid}", self._handle_response_url)
         app.router.add_get("/socket", self._handle_socket)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve(app)
         return self
 
     async def stop(self) -> None:
