@@ -14,9 +14,7 @@ import functools
 import os
 import re
 import secrets
-import select
 import socket
-import struct
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,13 +28,14 @@ from docker.utils import kwargs_from_env
 
 from slackbot.protocol import ExecResult
 
+from .exec_stream import ExecRun, read_frames
+
 WORKDIR = "/workspace"
 SANDBOX_UID = 1000  # the image's `agent` user
 NETWORKS = ("off", "setup", "on")
 KILL_GRACE_S = 5  # `timeout -k`: SIGKILL this long after SIGTERM
 READ_GRACE_S = 10  # how long past timeout_s we keep reading before giving up on a command
 CALLER_GRACE_S = 15  # the caller's own bound, above READ_GRACE_S so the thread gives up first
-OUTPUT_KEEP_BYTES = 2 * 1024 * 1024  # kept from each end of a huge output
 LABEL_MANAGED = "slackbot.managed"
 LABEL_INSTANCE = "slackbot.instance"
 LABEL_TASK = "slackbot.task"
@@ -236,7 +235,7 @@ class DockerSandbox:
         return self._name
 
     async def exec(self, command: str, *, timeout_s: float) -> ExecResult:
-        run = _ExecRun()
+        run = ExecRun()
         try:
             return await self._provider.call(
                 "run a command in the sandbox", self._exec_sync, command, timeout_s, run,
@@ -246,7 +245,7 @@ class DockerSandbox:
             run.abandoned = True
             raise
 
-    def _exec_sync(self, command: str, timeout_s: float, run: "_ExecRun") -> ExecResult:
+    def _exec_sync(self, command: str, timeout_s: float, run: "ExecRun") -> ExecResult:
         api = self._provider.client().api
         started = time.monotonic()
         # `timeout` puts the command in its own process group and signals all of it, then SIGKILLs
@@ -258,7 +257,7 @@ class DockerSandbox:
         sock = api.exec_start(exec_id, socket=True)
         deadline = started + timeout_s + KILL_GRACE_S + READ_GRACE_S
         try:
-            output, finished = _read_frames(sock, deadline, run)
+            output, finished = read_frames(sock, deadline, run)
         finally:
             _close_quietly(sock)
         duration = time.monotonic() - started
@@ -300,54 +299,6 @@ class DockerSandbox:
         await self._provider.call("remove the sandbox",
                                   lambda: _force_remove(self._provider.client(), self._container_id))
         self._closed = True
-
-
-class _ExecRun:
-    """State shared between an exec's coroutine and its pool thread."""
-
-    def __init__(self) -> None:
-        self.marker = secrets.token_hex(8)
-        self.abandoned = False
-
-
-def _read_frames(sock: Any, deadline: float, run: _ExecRun) -> tuple[str, bool]:
-    """Reads docker's multiplexed stdout/stderr frames in arrival order, until EOF or the deadline.
-
-    docker-py's own reader polls without a timeout; ours wakes every second to notice a caller
-    that gave up, so the pool thread never outlives the command's bound.
-    """
-    head, tail, dropped = bytearray(), bytearray(), 0
-    buffer = b""
-    while True:
-        if run.abandoned or time.monotonic() > deadline:
-            return _decode(head, tail, dropped), False
-        ready, _, _ = select.select([sock], [], [], min(1.0, max(0.0, deadline - time.monotonic())))
-        if not ready:
-            continue
-        chunk = sock.recv(65536) if hasattr(sock, "recv") else sock.read(65536)
-        if not chunk:
-            return _decode(head, tail, dropped), True
-        buffer += chunk
-        while len(buffer) >= 8:
-            _, length = struct.unpack(">BxxxL", buffer[:8])
-            if len(buffer) < 8 + length:
-                break
-            data, buffer = buffer[8:8 + length], buffer[8 + length:]
-            if len(head) < OUTPUT_KEEP_BYTES:
-                room = OUTPUT_KEEP_BYTES - len(head)
-                head += data[:room]
-                data = data[room:]
-            tail += data
-            if len(tail) > OUTPUT_KEEP_BYTES:
-                dropped += len(tail) - OUTPUT_KEEP_BYTES
-                del tail[:len(tail) - OUTPUT_KEEP_BYTES]
-
-
-def _decode(head: bytearray, tail: bytearray, dropped: int) -> str:
-    text = head.decode("utf-8", errors="replace")
-    if dropped:
-        text += f"\n[... {dropped} bytes of output omitted ...]\n"
-    return text + tail.decode("utf-8", errors="replace")
 
 
 def _sandbox_user() -> tuple[str, str]:
