@@ -55,6 +55,7 @@ async def test_kill_9_mid_task_then_restart(slack, model, tmp_path):
     users = [m["content"] for m in body["messages"] if m["role"] == "user"]
     assert users[0] == "a long job"
     assert "please continue" in users and "are you still there?" in users
+    assert users.index("are you still there?") < users.index("please continue")  # the older reply first
     tool_results = [m["content"] for m in body["messages"] if m["role"] == "tool"]
     assert any("interrupted" in t for t in tool_results)
     assert "before" in tool_results[-1]

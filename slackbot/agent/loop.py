@@ -32,6 +32,14 @@ class AgentLimits:
     """Command output shown to the model (head and tail kept)."""
 
 
+def steer_message(steer: Steer, requester: str) -> dict[str, Any]:
+    """A reply as the model reads it; others than the requester are named."""
+    text = steer.text
+    if steer.user and steer.user != requester:
+        text = f"[message from {steer.user_name or steer.user}] {text}"
+    return {"role": "user", "content": text}
+
+
 async def _no_inbox() -> list[Steer]:
     return []
 
@@ -101,10 +109,7 @@ class Agent:
 
     async def _drain_inbox(self, messages: list[dict[str, Any]]) -> AsyncIterator[Event]:
         for steer in await self.inbox():
-            text = steer.text
-            if steer.user and steer.user != self.requester:
-                text = f"[message from {steer.user_name or steer.user}] {text}"
-            await self._append(messages, {"role": "user", "content": text})
+            await self._append(messages, steer_message(steer, self.requester))
             yield ItemCompleted(UserMessage(self._id(), steer.text, steer.user))
 
     async def _call_tool(self, messages: list[dict[str, Any]], call: ToolCall) -> AsyncIterator[Event]:

@@ -11,10 +11,11 @@ from typing import Any, Callable
 
 from ..agent import Agent, AgentLimits, Model
 from ..agent.instructions import load_agents_md
+from ..agent.loop import steer_message
 from ..protocol import (
     CommandExecution, Event, FileChange, FileChangeEntry, FileStat, ItemCompleted, ItemStarted,
     SandboxProvider, Steer, TaskFinished, TaskProgress, TaskRef, ThreadStarted, TurnCompleted, TurnFailed,
-    TurnStarted, Usage,
+    TurnStarted, Usage, UserMessage,
 )
 from ..repos import Workspaces
 from ..settings import Settings
@@ -155,6 +156,11 @@ class TaskRun:
         s = self.ctx.settings
         if sum(r.tokens for r in await self.ctx.store.history(self.thread.id)) > s.context_budget_tokens // 2:
             await self.emit(TaskProgress("Reading the thread's history"))
+        # Replies nobody read yet (written after a Stop or a restart) come before this request.
+        for steer in await _inbox(self.ctx, self.thread.id, self.task.id):
+            await self.agent.record(steer_message(steer, self.task.requester))
+            await self.emit(ItemCompleted(UserMessage(f"task_{self.task.id}_inbox_{steer.ts}", steer.text,
+                                                      steer.user)))
         messages, usage = await build_messages(
             self.ctx.store, self.agent.model, self.task, self.thread, budget=s.context_budget_tokens,
             instructions=self.instructions)
