@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from ..agent import Model
 from ..agent.history import SUMMARY_PROMPT, Row, plan, repair, summary_message, transcript_for_summary
@@ -20,8 +20,9 @@ def estimate_tokens(message: dict[str, Any]) -> int:
     return len(json.dumps(message)) // 4 + 4
 
 
-async def build_messages(store: Store, model: Model, task: Task, thread: AgentThread, *, budget: int,
-                         instructions: str = "") -> tuple[list[dict[str, Any]], Usage]:
+async def build_messages(
+        store: Store, model: Model, task: Task, thread: AgentThread, *, budget: int, instructions: str = "",
+        on_summary: Callable[[], Awaitable[None]] | None = None) -> tuple[list[dict[str, Any]], Usage]:
     request = {"role": "user", "content": task.prompt}
     await store.add_history(thread.id, task.id, request, estimate_tokens(request))
     rows = [Row(r.id, json.loads(r.data), r.tokens) for r in await store.history(thread.id)]
@@ -37,6 +38,8 @@ async def build_messages(store: Store, model: Model, task: Task, thread: AgentTh
     usage = Usage()
     fresh = [r for r in compaction.middle if r.id > upto] if compaction else []
     if fresh:  # (only the summary itself in the middle: nothing more to compress)
+        if on_summary:
+            await on_summary()
         reply = await model.complete(
             [{"role": "system", "content": SUMMARY_PROMPT},
              {"role": "user", "content": transcript_for_summary(summary, fresh)}], [])

@@ -96,9 +96,7 @@ class RunManager:
         repository is still to be chosen: status "choosing"). `repo` binds a new agent thread."""
         thread, task = await self.store.new_task(
             channel=channel, thread_ts=thread_ts, requester=user, requester_name=user_name, prompt=text,
-            mention_ts=mention_ts, model=model, requester_email=user_email, repo=repo)
-        if status != task.status:
-            task = await self.store.update_task(task.id, status=status)
+            mention_ts=mention_ts, model=model, requester_email=user_email, repo=repo, status=status)
         return task_ref(task, thread)
 
     async def enqueue(self, ref: TaskRef, status_ts: str = "") -> TaskRef:

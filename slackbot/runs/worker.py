@@ -154,8 +154,6 @@ class TaskRun:
 
     async def _messages(self) -> list[dict[str, Any]]:
         s = self.ctx.settings
-        if sum(r.tokens for r in await self.ctx.store.history(self.thread.id)) > s.context_budget_tokens // 2:
-            await self.emit(TaskProgress("Reading the thread's history"))
         # Replies nobody read yet (written after a Stop or a restart) come before this request.
         for steer in await _inbox(self.ctx, self.thread.id, self.task.id):
             await self.agent.record(steer_message(steer, self.task.requester))
@@ -163,7 +161,8 @@ class TaskRun:
                                                       steer.user)))
         messages, usage = await build_messages(
             self.ctx.store, self.agent.model, self.task, self.thread, budget=s.context_budget_tokens,
-            instructions=self.instructions)
+            instructions=self.instructions,
+            on_summary=lambda: self.emit(TaskProgress("Summarising earlier history")))
         self.agent.usage += usage
         return messages
 

@@ -83,7 +83,7 @@ async def _view_for(deps: Deps, user: str) -> dict[str, Any]:
     tasks = await deps.store.recent_tasks(user=user, limit=20)
     # Only the viewer's own: others' prompts may come from channels the viewer cannot see.
     active = [t for t in await deps.store.tasks_with_status("choosing", "queued", "running") if t.requester == user]
-    threads = {t.thread_id: await deps.store.get_thread(t.thread_id) for t in tasks + active}
+    threads = await deps.store.get_threads({t.thread_id for t in tasks + active})
 
     def row(t: Any) -> dict[str, Any]:
         th = threads[t.thread_id]

@@ -84,10 +84,15 @@ class Store:
     async def get_thread(self, thread_id: int) -> AgentThread | None:
         return await self.run(lambda s: s.get(AgentThread, thread_id))
 
+    async def get_threads(self, thread_ids: set[int]) -> dict[int, AgentThread]:
+        rows = await self.run(lambda s: s.exec(select(AgentThread).where(AgentThread.id.in_(thread_ids))).all())
+        return {t.id: t for t in rows}
+
     async def new_task(self, *, channel: str, thread_ts: str, requester: str, requester_name: str,
                        prompt: str, mention_ts: str, model: str, requester_email: str = "",
-                       repo: dict[str, Any] | None = None) -> tuple[AgentThread, Task]:
-        """Records a task (status pending) in the thread's agent thread, creating it if new."""
+                       repo: dict[str, Any] | None = None, status: str = "pending") -> tuple[AgentThread, Task]:
+        """Records a task (not yet runnable: pending or choosing) in the thread's agent thread,
+        creating it if new."""
         def fn(s: Session) -> tuple[AgentThread, Task]:
             thread = s.exec(select(AgentThread).where(
                 AgentThread.channel == channel, AgentThread.thread_ts == thread_ts)).first()
@@ -101,7 +106,8 @@ class Store:
                     thread = s.exec(select(AgentThread).where(
                         AgentThread.channel == channel, AgentThread.thread_ts == thread_ts)).one()
             task = Task(thread_id=thread.id, channel=channel, requester=requester, requester_name=requester_name,
-                        requester_email=requester_email, prompt=prompt, mention_ts=mention_ts, model=model)
+                        requester_email=requester_email, prompt=prompt, mention_ts=mention_ts, model=model,
+                        status=status)
             s.add(task)
             s.commit()
             s.refresh(thread)
