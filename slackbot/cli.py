@@ -1,4 +1,4 @@
-"""The `slackbot` command: run, worker, doctor, exec, sandbox build."""
+"""The `slackbot` command: run, worker, doctor, exec, db, sandbox build."""
 
 from __future__ import annotations
 
@@ -50,6 +50,10 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("task")
     ex.add_argument("--json", action="store_true", help="one JSON event per line (codex exec --json shape)")
     ex.add_argument("--repo", default="", help="work on a checkout of this repository URL (a new branch)")
+    db = sub.add_parser("db", help="schema migrations")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="migrate the database to this code's schema")
+    db_sub.add_parser("current", help="the database's revision and the code's (exit 0 at head, 1 behind, 2 newer)")
     sandbox = sub.add_parser("sandbox", help="sandbox image tools")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True)
     build = sandbox_sub.add_parser("build", help="build the sandbox image")
@@ -77,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "exec":
         from .exec import run_exec
         return asyncio.run(run_exec(settings, args.task, as_json=args.json, repo=args.repo))
+    if args.command == "db":
+        return asyncio.run(_db(settings, args.db_command))
     if args.command == "sandbox":
         from .sandbox.build import build_image
         from .sandbox.docker import SandboxError
@@ -87,6 +93,36 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     return 2
+
+
+async def _db(settings: Settings, action: str) -> int:
+    from .store import SchemaState, SchemaTooNew, Store
+
+    def name(found: SchemaState) -> str:
+        if found.current is None:
+            return "empty"
+        return f"{found.current} (first release, never stamped)" if found.unversioned else found.current
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.db_url)
+    try:
+        if action == "upgrade":
+            found = await store.upgrade()
+            print(f"Already at {found.head}." if found.at_head else f"Upgraded {name(found)} → {found.head}.")
+            return 0
+        found = await store.schema()
+        print(f"database: {name(found)}\ncode:     {found.head}")
+        if not found.known:
+            print(SchemaTooNew(found.current or "", found.head), file=sys.stderr)
+            return 2
+        print("Up to date." if found.at_head
+              else "Upgrade needed: `slackbot db upgrade` (run and worker do it on start).")
+        return 0 if found.at_head else 1
+    except SchemaTooNew as exc:
+        print(f"Not upgraded: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await store.aclose()
 
 
 def _run(settings: Settings, *, port: int, http: bool, worker: bool, front: bool = True) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import Column, Text, UniqueConstraint
+from sqlalchemy import Column, Text, UniqueConstraint, true
 from sqlmodel import Field, SQLModel
 
 
@@ -31,6 +31,14 @@ class AgentThread(SQLModel, table=True):
     base_branch: str = ""  # asked for, or empty for the remote's default
     branch: str = ""  # the thread's own branch, made at the first task
     pr_url: str = ""
+    # Git state, kept in the host mirror: the commit the branch started from, the latest accepted
+    # result (refs/slackbot/threads/<id>), a later base commit a follow-up handed into the workspace.
+    base_sha: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    tip_sha: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    latest_base_sha: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    setup_hash: str = Field(default="", sa_column_kwargs={"server_default": ""})  # setup command last run here
+    # False for a non-admin's ad-hoc repo=URL: fetched without credentials, never pushed with the bot's.
+    repo_trusted: bool = Field(default=True, sa_column_kwargs={"server_default": true()})
 
 
 class Task(SQLModel, table=True):
@@ -57,6 +65,8 @@ class Task(SQLModel, table=True):
     answer: str = Field(default="", sa_column=Column(Text, default=""))
     error: str = ""
     stopped_by: str = ""
+    # The final message was delivered. Tasks older than this column were (hence the server default).
+    announced: bool = Field(default=False, sa_column_kwargs={"server_default": true()})
 
 
 class EventRow(SQLModel, table=True):

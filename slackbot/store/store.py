@@ -14,11 +14,13 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, create_engine, func, select
 
+from . import migrations
 from .models import AgentThread, EventRow, HistoryRow, InboxRow, SeenRow, Task, utcnow
 
 T = TypeVar("T")
 M = TypeVar("M", bound=SQLModel)
 ACTIVE = ("queued", "running")
+FINAL = ("done", "failed", "stopped", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -47,9 +49,14 @@ class Store:
         async with asyncio.timeout(self._timeout_s):
             return await loop.run_in_executor(self._executor, job)
 
-    async def create_all(self) -> None:
+    async def upgrade(self) -> migrations.SchemaState:
+        """Migrates the schema to the code's head (the state found is returned); raises
+        SchemaTooNew for a database a newer slackbot migrated. No timeout: a migration takes what it takes."""
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, SQLModel.metadata.create_all, self.engine)
+        return await loop.run_in_executor(self._executor, migrations.upgrade, self.engine)
+
+    async def schema(self) -> migrations.SchemaState:
+        return await self.run(lambda s: migrations.state(s.connection()))
 
     async def aclose(self) -> None:
         self._executor.shutdown(wait=True)
@@ -63,17 +70,74 @@ class Store:
     async def first_time(self, *keys: str) -> bool:
         """Records delivery keys; False when any of them was seen before (a retry or a double)."""
         def fn(s: Session) -> bool:
-            if any(s.get(SeenRow, k) for k in keys):
+            if not self._mark(s, keys):
                 return False
-            try:
-                for k in keys:
-                    s.add(SeenRow(key=k))
-                s.commit()
-                return True
-            except IntegrityError:
-                s.rollback()
-                return False
+            s.commit()
+            return True
         return await self.run(fn)
+
+    async def seen(self, *keys: str) -> bool:
+        """Whether any of these delivery keys was recorded (read only: marking comes with the record)."""
+        return await self.run(lambda s: any(s.get(SeenRow, k) is not None for k in keys))
+
+    async def new_task_once(self, keys: tuple[str, ...], *, channel: str, thread_ts: str, requester: str,
+                            requester_name: str, prompt: str, mention_ts: str, model: str, requester_email: str = "",
+                            repo: dict[str, Any] | None = None,
+                            status: str = "pending") -> tuple[AgentThread, Task] | None:
+        """`new_task` and the delivery keys in one transaction: None when a key was seen before (a
+        retry or a twin of this delivery recorded it). A failure records neither, so a delivery is
+        never marked seen without its task."""
+        def fn(s: Session) -> tuple[AgentThread, Task] | None:
+            for _attempt in range(3):
+                if not self._mark(s, keys):
+                    return None
+                thread = s.exec(select(AgentThread).where(
+                    AgentThread.channel == channel, AgentThread.thread_ts == thread_ts)).first()
+                if thread is None:
+                    thread = AgentThread(channel=channel, thread_ts=thread_ts, requester=requester, **(repo or {}))
+                    s.add(thread)
+                    try:
+                        s.flush()
+                    except IntegrityError:  # another delivery made the thread meanwhile: again, with it
+                        s.rollback()
+                        continue
+                task = Task(thread_id=thread.id, channel=channel, requester=requester, requester_name=requester_name,
+                            requester_email=requester_email, prompt=prompt, mention_ts=mention_ts, model=model,
+                            status=status)
+                s.add(task)
+                s.commit()
+                s.refresh(thread)
+                s.refresh(task)
+                return thread, task
+            raise RuntimeError("the agent thread kept changing while the task was recorded")
+        return await self.run(fn)
+
+    async def add_inbox_once(self, keys: tuple[str, ...], thread_id: int, *, user: str, user_name: str, text: str,
+                             ts: str) -> int | None:
+        """`add_inbox` and the delivery keys in one transaction; None when a key was seen before."""
+        def fn(s: Session) -> int | None:
+            if not self._mark(s, keys):
+                return None
+            row = InboxRow(thread_id=thread_id, user=user, user_name=user_name, text=text, ts=ts)
+            s.add(row)
+            s.commit()
+            return row.id
+        return await self.run(fn)
+
+    @staticmethod
+    def _mark(s: Session, keys: tuple[str, ...]) -> bool:
+        """Adds the delivery keys to the session's transaction; False (rolled back) when one exists.
+        Written first, so on SQLite the transaction holds the write lock before it reads anything."""
+        if not keys:
+            return True
+        try:
+            for k in keys:
+                s.add(SeenRow(key=k))
+            s.flush()
+            return True
+        except IntegrityError:
+            s.rollback()
+            return False
 
     # ---- threads and tasks -----------------------------------------------------------------
 
@@ -88,32 +152,12 @@ class Store:
         rows = await self.run(lambda s: s.exec(select(AgentThread).where(AgentThread.id.in_(thread_ids))).all())
         return {t.id: t for t in rows}
 
-    async def new_task(self, *, channel: str, thread_ts: str, requester: str, requester_name: str,
-                       prompt: str, mention_ts: str, model: str, requester_email: str = "",
-                       repo: dict[str, Any] | None = None, status: str = "pending") -> tuple[AgentThread, Task]:
+    async def new_task(self, **fields: Any) -> tuple[AgentThread, Task]:
         """Records a task (not yet runnable: pending or choosing) in the thread's agent thread,
-        creating it if new."""
-        def fn(s: Session) -> tuple[AgentThread, Task]:
-            thread = s.exec(select(AgentThread).where(
-                AgentThread.channel == channel, AgentThread.thread_ts == thread_ts)).first()
-            if thread is None:
-                thread = AgentThread(channel=channel, thread_ts=thread_ts, requester=requester, **(repo or {}))
-                s.add(thread)
-                try:
-                    s.flush()
-                except IntegrityError:  # another process made it meanwhile
-                    s.rollback()
-                    thread = s.exec(select(AgentThread).where(
-                        AgentThread.channel == channel, AgentThread.thread_ts == thread_ts)).one()
-            task = Task(thread_id=thread.id, channel=channel, requester=requester, requester_name=requester_name,
-                        requester_email=requester_email, prompt=prompt, mention_ts=mention_ts, model=model,
-                        status=status)
-            s.add(task)
-            s.commit()
-            s.refresh(thread)
-            s.refresh(task)
-            return thread, task
-        return await self.run(fn)
+        creating it if new (`new_task_once` without delivery keys)."""
+        recorded = await self.new_task_once((), **fields)
+        assert recorded is not None  # with no keys, nothing can have been seen before
+        return recorded
 
     async def get_task(self, task_id: int) -> Task | None:
         return await self.run(lambda s: s.get(Task, task_id))
@@ -187,6 +231,12 @@ class Store:
         return await self.run(lambda s: list(s.exec(
             select(Task).where(Task.status.in_(statuses)).order_by(Task.queued_at, Task.id)).all()))
 
+    async def unannounced_tasks(self) -> list[Task]:
+        """Tasks with a final status whose final message was never delivered (a crash in between)."""
+        return await self.run(lambda s: list(s.exec(
+            select(Task).where(Task.status.in_(FINAL), Task.announced == False)  # noqa: E712
+            .order_by(Task.id)).all()))
+
     async def recent_tasks(self, *, channel: str | None = None, user: str | None = None,
                            limit: int = 15) -> list[Task]:
         def fn(s: Session) -> list[Task]:
@@ -209,6 +259,11 @@ class Store:
             s.add(EventRow(task_id=task_id, type=data["type"], data=json.dumps(data)))
             s.commit()
         await self.run(fn)
+
+    async def last_event(self, task_id: int, kind: str) -> dict[str, Any] | None:
+        row = await self.run(lambda s: s.exec(select(EventRow).where(EventRow.task_id == task_id, EventRow.type == kind)
+                                              .order_by(EventRow.id.desc())).first())
+        return json.loads(row.data) if row else None
 
     async def events(self, task_id: int) -> list[dict[str, Any]]:
         rows = await self.run(lambda s: list(s.exec(
@@ -247,19 +302,19 @@ class Store:
 
     async def take_inbox(self, thread_id: int, task_id: int, only: list[int] | None = None) -> list[InboxRow]:
         """Marks the thread's unread replies (or just the rows `only`) as consumed by this task and
-        returns them, oldest first."""
+        returns them, oldest first. Each row is taken by compare-and-set: two takers never share one."""
         def fn(s: Session) -> list[InboxRow]:
             q = select(InboxRow).where(InboxRow.thread_id == thread_id, InboxRow.consumed_by.is_(None))
             if only is not None:
                 q = q.where(InboxRow.id.in_(only))
-            rows = list(s.exec(q.order_by(InboxRow.id)).all())
-            # Replies are handled concurrently, so insertion order may differ from Slack's.
-            rows.sort(key=lambda r: (_ts_key(r.ts), r.id))
-            for row in rows:
-                row.consumed_by = task_id
-                s.add(row)
+            taken = []
+            for row in s.exec(q.order_by(InboxRow.id)).all():
+                if s.execute(update(InboxRow).where(InboxRow.id == row.id, InboxRow.consumed_by.is_(None))
+                             .values(consumed_by=task_id)).rowcount:
+                    taken.append(row)
             s.commit()
-            return rows
+            # Replies are handled concurrently, so insertion order may differ from Slack's.
+            return sorted(taken, key=lambda r: (_ts_key(r.ts), r.id))
         return await self.run(fn)
 
     async def prune_seen(self, older_than: timedelta = timedelta(days=7)) -> None:
