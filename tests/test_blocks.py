@@ -60,7 +60,7 @@ def test_long_answer_is_split_and_attached_never_cut_silently():
 
 def test_mrkdwn_conversion():
     md = "# Title\n**bold** *it* [link](https://x.y) a<b `a<b`\n- item"
-    assert to_mrkdwn(md) == "*Title*\n*bold* _it_ <https://x.y|link> a&lt;b `a&lt;b`\n• item"
+    assert to_mrkdwn(md) == "*Title*\n*bold* _it_ <https://x.y|link> (x.y) a&lt;b `a&lt;b`\n• item"
 
 
 def test_split_keeps_code_fences_balanced():

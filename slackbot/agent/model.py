@@ -1,7 +1,8 @@
 """The model client: OpenAI Chat Completions (any compatible server) or the Responses API.
 
 History is kept in Chat Completions message format; the Responses client converts it.
-Transient errors (429, 5xx, timeouts, connection errors) are retried with backoff.
+Transient errors (429, 5xx, timeouts, connection errors) are retried with backoff, and so are
+malformed answers (a proxy's HTML page with status 200, JSON without choices or message).
 """
 
 from __future__ import annotations
@@ -89,17 +90,26 @@ class OpenAIModel:
             resp = await self.client.chat.completions.create(model=self.name, messages=messages, **extra)
         except openai.APIError as exc:
             raise _model_error(exc) from exc
-        if not resp.choices:
-            raise ModelError("The model returned no choices.", retryable=True)
-        msg = resp.choices[0].message
-        calls = tuple(ToolCall(c.id, c.function.name, c.function.arguments or "{}")
-                      for c in (msg.tool_calls or []) if c.type == "function")
-        usage = Usage()
-        if resp.usage:
-            details = resp.usage.prompt_tokens_details
-            usage = Usage(resp.usage.prompt_tokens or 0, (details.cached_tokens or 0) if details else 0,
-                          resp.usage.completion_tokens or 0)
-        return ModelReply(msg.content or "", calls, usage)
+        except json.JSONDecodeError as exc:  # declared JSON, but is not
+            raise malformed(f"not JSON ({exc})") from exc
+        _expect_object(resp)
+        try:
+            choices = resp.choices
+            if not isinstance(choices, list) or not choices:
+                raise malformed("no choices")
+            msg = choices[0].message
+            if msg is None or not isinstance(msg.content, (str, type(None))):
+                raise malformed("a choice without a message")
+            calls = tuple(ToolCall(c.id, _text(c.function.name), c.function.arguments or "{}")
+                          for c in (msg.tool_calls or []) if c.type == "function")
+            usage = Usage()
+            if resp.usage:
+                details = resp.usage.prompt_tokens_details
+                usage = Usage(resp.usage.prompt_tokens or 0, (details.cached_tokens or 0) if details else 0,
+                              resp.usage.completion_tokens or 0)
+            return ModelReply(msg.content or "", calls, usage)
+        except (AttributeError, TypeError, ValueError, IndexError, KeyError) as exc:  # fields of the wrong shape
+            raise malformed(f"{exc.__class__.__name__}: {exc}") from exc
 
     async def _responses(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
         instructions, items = to_responses_input(messages)
@@ -113,18 +123,26 @@ class OpenAIModel:
             resp = await self.client.responses.create(model=self.name, input=items, store=False, **extra)
         except openai.APIError as exc:
             raise _model_error(exc) from exc
-        text, calls = [], []
-        for item in resp.output or []:
-            if item.type == "message":
-                text += [c.text for c in item.content if getattr(c, "type", "") == "output_text"]
-            elif item.type == "function_call":
-                calls.append(ToolCall(item.call_id, item.name, item.arguments or "{}"))
-        usage = Usage()
-        if resp.usage:
-            details = resp.usage.input_tokens_details
-            usage = Usage(resp.usage.input_tokens or 0, (details.cached_tokens or 0) if details else 0,
-                          resp.usage.output_tokens or 0)
-        return ModelReply("".join(text), tuple(calls), usage)
+        except json.JSONDecodeError as exc:
+            raise malformed(f"not JSON ({exc})") from exc
+        _expect_object(resp)
+        try:
+            if not isinstance(resp.output, list):
+                raise malformed("no output")
+            text, calls = [], []
+            for item in resp.output:
+                if item.type == "message":
+                    text += [_text(c.text) for c in item.content if getattr(c, "type", "") == "output_text"]
+                elif item.type == "function_call":
+                    calls.append(ToolCall(item.call_id, _text(item.name), item.arguments or "{}"))
+            usage = Usage()
+            if resp.usage:
+                details = resp.usage.input_tokens_details
+                usage = Usage(resp.usage.input_tokens or 0, (details.cached_tokens or 0) if details else 0,
+                              resp.usage.output_tokens or 0)
+            return ModelReply("".join(text), tuple(calls), usage)
+        except (AttributeError, TypeError, ValueError, IndexError, KeyError) as exc:
+            raise malformed(f"{exc.__class__.__name__}: {exc}") from exc
 
 
 def to_responses_input(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
@@ -146,6 +164,26 @@ def to_responses_input(messages: list[dict[str, Any]]) -> tuple[str, list[dict[s
         else:
             items.append({"role": "user", "content": m["content"]})
     return "\n\n".join(instructions), items
+
+
+def malformed(detail: str) -> ModelError:
+    """An answer that is not what the API promises: often a proxy's error page, so worth a retry."""
+    return ModelError(f"The model endpoint returned a malformed response: {detail[:300]}", retryable=True)
+
+
+def _expect_object(resp: Any) -> None:
+    """The SDK hands back a non-JSON body (an HTML page) or a JSON non-object as it is."""
+    if isinstance(resp, (str, bytes)):
+        body = resp.decode(errors="replace") if isinstance(resp, bytes) else resp
+        raise malformed(f"not a JSON object: {' '.join(body.split())[:200]!r}")
+    if isinstance(resp, (list, int, float, bool)) or resp is None:
+        raise malformed(f"a JSON {type(resp).__name__}, not an object")
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
 
 
 def _model_error(exc: openai.APIError) -> ModelError:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..protocol import FileStat, TodoEntry, Usage
-from .mrkdwn import escape, split, to_mrkdwn
+from .mrkdwn import clip, compose, escape, link, mention, split, to_mrkdwn
 
 Blocks = list[dict[str, Any]]
 ANSWER_INLINE_LIMIT = 12_000  # longer answers also go into a file
@@ -50,6 +50,7 @@ def short(text: str, limit: int = 80) -> str:
 
 
 def headline(st: StatusState) -> str:
+    """The status line, as mrkdwn: also the message's `text`, which Slack renders (and pings) too."""
     tag = f"#{st.task_id}"
     if st.state == "queued":
         return f"⏳ Queued (position {st.position}) • {tag}" if st.position else f"⏳ Queued • {tag}"
@@ -58,16 +59,16 @@ def headline(st: StatusState) -> str:
     if st.state == "done":
         return f"✅ Done {tag} • {clock(st.elapsed_s)}"
     if st.state == "stopped":
-        who = f" by <@{st.stopped_by}>" if st.stopped_by else ""
+        who = compose(" by ", mention(st.stopped_by)) if st.stopped_by else ""
         return f"⏹️ Stopped{who} {tag} • {clock(st.elapsed_s)}"
     if st.state == "interrupted":
-        return f"⚠️ Interrupted {tag}: {st.error or 'the bot restarted'}"
-    return f"❌ Failed {tag}: {short(st.error, 300) or 'unknown error'}"
+        return f"⚠️ Interrupted {tag}: {escape(short(st.error, 300)) or 'the bot restarted'}"
+    return f"❌ Failed {tag}: {escape(short(st.error, 300)) or 'unknown error'}"
 
 
 def status_blocks(st: StatusState) -> tuple[str, Blocks]:
     text = headline(st)
-    blocks: Blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": escape_keep_mentions(text)[:2900]}}]
+    blocks: Blocks = [_section(clip(text, 2900))]
     details = []
     if not st.final:
         if st.phase:
@@ -79,21 +80,17 @@ def status_blocks(st: StatusState) -> tuple[str, Blocks]:
     if st.note and not st.final:
         details.append(escape(st.note))
     if details:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " • ".join(details)[:2900]}]})
+        blocks.append(_context(clip(" • ".join(details), 2900)))
     if st.plan:
         lines = [f"{'✅' if p.completed else '▫️'} {escape(short(p.text, 120))}" for p in st.plan[:12]]
         if len(st.plan) > 12:
             lines.append(f"…and {len(st.plan) - 12} more")
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:2900]}})
+        blocks.append(_section(clip("\n".join(lines), 2900)))
     if not st.final:
         blocks.append({"type": "actions", "block_id": f"task_{st.task_id}", "elements": [{
             "type": "button", "action_id": "task_stop", "value": str(st.task_id), "style": "danger",
             "text": {"type": "plain_text", "text": "Stop"}}]})
     return text, blocks
-
-
-def escape_keep_mentions(text: str) -> str:
-    return escape(text).replace("&lt;@", "<@").replace("&gt;", ">") if "<@" in text else escape(text)
 
 
 def files_text(files: tuple[FileStat, ...]) -> str:
@@ -116,25 +113,27 @@ def final_blocks(*, task_id: int, state: str, answer: str, error: str, files: tu
     """The final reply: (fallback text, blocks, whether the answer also needs attaching as a file)."""
     blocks: Blocks = []
     if state == "failed":
-        blocks.append(_section(f"❌ *Failed:* {escape(error)[:2800] or 'unknown error'}"))
+        blocks.append(_section(f"❌ *Failed:* {clip(escape(error), 2800) or 'unknown error'}"))
     elif state == "stopped":
-        blocks.append(_section(f"⏹️ Stopped by <@{stopped_by}>." if stopped_by else "⏹️ Stopped."))
+        who = compose(" by ", mention(stopped_by)) if stopped_by else ""
+        blocks.append(_section(f"⏹️ Stopped{who}."))
     elif state == "interrupted":
-        blocks.append(_section(f"⚠️ {escape(error)[:2800] or 'Interrupted by a restart'} — reply to continue."))
+        why = clip(escape(error), 2800) or "Interrupted by a restart"
+        blocks.append(_section(f"⚠️ {why} — reply to continue."))
     body = to_mrkdwn(answer.strip())
     attach = len(body) > ANSWER_INLINE_LIMIT
     if attach:
-        body = body[:ANSWER_INLINE_LIMIT] + "\n…"
+        body = clip(body, ANSWER_INLINE_LIMIT) + "\n…"
     chunks = split(body) if body else []
     blocks += [_section(c) for c in chunks]
     if attach:
         blocks.append(_context("The full answer is attached as a file."))
     if files:
-        blocks.append(_section(files_text(files)[:2900]))
+        blocks.append(_section(clip(files_text(files), 2900)))
     if note:
-        blocks.append(_section(escape(note)[:2900]))
+        blocks.append(_section(clip(escape(note), 2900)))
     elif pr_url:
-        blocks.append(_section(f"Pull request: <{pr_url}>"))
+        blocks.append(_section(f"Pull request: {link(pr_url)}"))
     elif branch and files:
         blocks.append(_context(f"Branch `{escape(branch)}`"))
     blocks.append(_context(usage_text(task_id, elapsed_s, usage)))
@@ -143,12 +142,14 @@ def final_blocks(*, task_id: int, state: str, answer: str, error: str, files: tu
         buttons.append(_button("task_push", "Push branch", task_id, style="primary"))
     buttons.append(_button("task_transcript", "Transcript", task_id))
     blocks.append({"type": "actions", "block_id": f"result_{task_id}", "elements": buttons})
-    fallback = escape(answer.strip() or error or state)[:3000]
+    fallback = clip(escape(answer.strip() or error or state), 3000)
     return fallback, blocks, attach
 
 
-def notice_blocks(text: str) -> tuple[str, Blocks]:
-    safe = escape_keep_mentions(text)[:2900]
+def notice_blocks(*parts: str) -> tuple[str, Blocks]:
+    """A notice: plain strings are escaped (they may quote git, a command or a person); only
+    `Mrkdwn` parts our code built, such as `mention(user)`, keep their markup."""
+    safe = clip(compose(*parts), 2900)
     return safe, [_section(safe)]
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from ..redact import Redactor
 from ..runs import RunManager
 from ..settings import Settings
 from ..store import RepoStore, Store
@@ -25,6 +26,10 @@ class Deps:
     repos: RepoStore
     bot_user_id: str = ""
     _users: dict[str, dict] = field(default_factory=dict)
+    redactor: Redactor = field(init=False)  # for what leaves without the client (response URLs)
+
+    def __post_init__(self) -> None:
+        self.redactor = Redactor(self.settings.secrets())
 
     async def user(self, user_id: str) -> dict:
         """users.info, cached; an empty dict when Slack cannot tell."""

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from ..protocol import TaskRef
-
+from ..runs.task_run import task_ref
 from .blocks import StatusState, notice_blocks, status_blocks
 from .deps import Deps
 from .mrkdwn import unescape
@@ -25,13 +25,27 @@ def strip_mention(text: str, bot_user_id: str) -> str:
     return unescape(" ".join(text.split(" ")).strip())
 
 
-async def say(deps: Deps, channel: str, thread_ts: str, text: str) -> None:
-    """A plain notice in the thread; never raises (it is often the last resort)."""
-    fallback, blocks = notice_blocks(text)
+def delivery_keys(body: dict[str, Any], channel: str, ts: str) -> tuple[str, ...]:
+    """What identifies one message however Slack delivers it: retries share the event id, and a
+    mention also arrives as a `message` event with the same channel and ts."""
+    return (f"msg:{channel}:{ts}",) + ((f"event:{body['event_id']}",) if body.get("event_id") else ())
+
+
+async def say(deps: Deps, channel: str, thread_ts: str, *parts: str) -> None:
+    """A notice in the thread; plain strings are escaped, `Mrkdwn` parts (`mention(…)`) kept.
+    Never raises (it is often the last resort)."""
+    fallback, blocks = notice_blocks(*parts)
     try:
         await deps.renderer.poster.post(channel=channel, thread_ts=thread_ts, text=fallback, blocks=blocks)
     except Exception:
-        log.exception("could not tell %s/%s: %s", channel, thread_ts, text)
+        log.exception("could not tell %s/%s: %s", channel, thread_ts, fallback)
+
+
+def reason(exc: BaseException) -> str:
+    """What went wrong, in one short line: a database error's full text carries the statement and
+    its parameters (someone's prompt and email), which have no place in a channel."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else "")[:300] or exc.__class__.__name__
 
 
 async def react(deps: Deps, channel: str, ts: str, name: str = "eyes") -> None:
@@ -42,25 +56,32 @@ async def react(deps: Deps, channel: str, ts: str, name: str = "eyes") -> None:
 
 
 async def start_task(deps: Deps, *, channel: str, thread_ts: str, user: str, text: str, ts: str,
-                     repo: dict[str, Any] | None = None, model: str = "") -> None:
-    """Records the task, posts its status message, queues it; tells the thread if anything fails."""
+                     keys: tuple[str, ...] = (), repo: dict[str, Any] | None = None,
+                     model: str = "") -> TaskRef | None:
+    """Records the task, posts its status message, queues it; tells the thread if anything fails.
+    None when it was not recorded (a duplicate delivery, or a failure the thread was told of)."""
     ref = await record_task(deps, channel=channel, thread_ts=thread_ts, user=user, text=text, ts=ts,
-                            repo=repo, model=model)
+                            keys=keys, repo=repo, model=model)
     if ref is not None:
         await post_status_and_enqueue(deps, ref)
+    return ref
 
 
 async def record_task(deps: Deps, *, channel: str, thread_ts: str, user: str, text: str, ts: str,
-                      repo: dict[str, Any] | None = None, model: str = "", status: str = "pending") -> TaskRef | None:
+                      keys: tuple[str, ...] = (), repo: dict[str, Any] | None = None, model: str = "",
+                      status: str = "pending") -> TaskRef | None:
+    """Records the task together with the delivery `keys` (one transaction: a delivery is never
+    marked seen unless its task exists). None for a duplicate, or after telling the thread why not."""
     try:
-        return await deps.runs.record(
-            channel=channel, thread_ts=thread_ts, user=user, user_name=await deps.user_name(user),
-            user_email=await deps.user_email(user), text=text, mention_ts=ts, model=model, repo=repo,
+        recorded = await deps.store.new_task_once(
+            keys, channel=channel, thread_ts=thread_ts, requester=user, requester_name=await deps.user_name(user),
+            requester_email=await deps.user_email(user), prompt=text, mention_ts=ts, model=model, repo=repo,
             status=status)
     except Exception as exc:
         log.exception("could not record a task")
-        await say(deps, channel, thread_ts, f"Sorry, I could not start this task: {exc}")
+        await say(deps, channel, thread_ts, f"Sorry, I could not start this task: {reason(exc)}")
         return None
+    return task_ref(recorded[1], recorded[0]) if recorded else None
 
 
 async def post_status_and_enqueue(deps: Deps, ref: TaskRef, phase: str = "Starting") -> None:
@@ -75,21 +96,27 @@ async def post_status_and_enqueue(deps: Deps, ref: TaskRef, phase: str = "Starti
     await deps.runs.enqueue(ref, status_ts)
 
 
-async def handle_reply(deps: Deps, *, channel: str, thread_ts: str, user: str, text: str, ts: str) -> bool:
-    """A message in an agent thread: steering for its active task, else a follow-up task.
-    Returns False when the thread is not an agent thread."""
+async def handle_reply(deps: Deps, *, channel: str, thread_ts: str, user: str, text: str, ts: str,
+                       keys: tuple[str, ...] = ()) -> bool | None:
+    """A message in an agent thread: steering for its active task, else a follow-up task; either is
+    recorded with the delivery `keys`. None when the thread is not an agent thread; False when
+    nothing was recorded (a duplicate delivery, or a failure the thread was told of)."""
     thread = await deps.store.thread_for(channel, thread_ts)
     if thread is None:
-        return False
+        return None
     name = await deps.user_name(user)
+    in_inbox = False
     if any(t.status in ACTIVE for t in await deps.store.thread_tasks(thread.id)):
-        row_id = await deps.store.add_inbox(thread.id, user=user, user_name=name, text=text, ts=ts)
+        row_id = await deps.store.add_inbox_once(keys, thread.id, user=user, user_name=name, text=text, ts=ts)
+        if row_id is None:
+            return False
         if any(t.status in ACTIVE for t in await deps.store.thread_tasks(thread.id)):
             return True
         # The task ended meanwhile, maybe without reading it: whoever takes the row answers it.
         if not await deps.store.take_inbox(thread.id, 0, only=[row_id]):
             return True
+        in_inbox, keys = True, ()  # the inbox row recorded this delivery already
     opts = parse_options(text)  # a follow-up keeps the thread's repository; model= still applies
-    await start_task(deps, channel=channel, thread_ts=thread_ts, user=user, text=opts.text or text, ts=ts,
-                     model=opts.model)
-    return True
+    ref = await start_task(deps, channel=channel, thread_ts=thread_ts, user=user, text=opts.text or text, ts=ts,
+                           keys=keys, model=opts.model)
+    return in_inbox or ref is not None

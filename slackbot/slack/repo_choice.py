@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .deps import Deps
-from .mrkdwn import escape
+from .mrkdwn import compose, mention
 from .options import MentionOptions, looks_like_url
 
 NO_REPO = 0  # button value for "no repository: a scratch workspace"
@@ -17,28 +17,26 @@ NO_REPO = 0  # button value for "no repository: a scratch workspace"
 class Resolution:
     repo: dict[str, Any] | None = None  # fields for the agent thread; None: scratch workspace
     ask: list[tuple[int, str]] | None = None  # (repo id, name) choices
-    problem: str = ""
+    problem: str = ""  # plain text for `say`, which escapes it
 
 
-def thread_fields(repo_id: int | None, url: str, branch: str) -> dict[str, Any]:
-    return {"repo_id": repo_id, "repo_url": url, "base_branch": branch}
-
-
-def remote_url(value: str) -> bool:
-    """A network remote; local paths and file:// reach the host's own disk (other threads' work)."""
-    return value.startswith(("https://", "http://", "ssh://", "git@"))
+def thread_fields(repo_id: int | None, url: str, branch: str, trusted: bool = True) -> dict[str, Any]:
+    """`trusted`: an admin's repository (credentials, push); a channel member's URL is not."""
+    return {"repo_id": repo_id, "repo_url": url, "base_branch": branch, "repo_trusted": trusted}
 
 
 async def resolve(deps: Deps, channel: str, opts: MentionOptions, user: str = "") -> Resolution:
     if opts.repo:
         if looks_like_url(opts.repo):
-            if not remote_url(opts.repo) and not await deps.is_admin(user):
-                return Resolution(problem="Only admins can use a local path or file:// URL as `repo=`.")
-            return Resolution(thread_fields(None, opts.repo, opts.branch))
+            trusted = await deps.is_admin(user)
+            problem = await deps.runs.url_refusal(opts.repo, trusted=trusted)
+            if problem:
+                return Resolution(problem=problem)
+            return Resolution(thread_fields(None, opts.repo, opts.branch, trusted))
         repo = await deps.repos.by_name(channel, opts.repo)
         if repo is None:
             names = ", ".join(f"`{r.repo.name}`" for r in await deps.repos.channel_repos(channel)) or "none"
-            return Resolution(problem=f"I do not know a repository named `{escape(opts.repo)}` "
+            return Resolution(problem=f"I do not know a repository named `{opts.repo}` "
                                       f"(this channel has: {names}). Use a name or a URL.")
         return Resolution(thread_fields(repo.id, repo.url, opts.branch or repo.branch))
     linked = await deps.repos.channel_repos(channel)
@@ -53,7 +51,7 @@ async def resolve(deps: Deps, channel: str, opts: MentionOptions, user: str = ""
 
 
 def chooser_blocks(task_id: int, requester: str, choices: list[tuple[int, str]]) -> tuple[str, list[dict]]:
-    text = f"<@{requester}>, which repository should task #{task_id} work on?"
+    text = compose(mention(requester), f", which repository should task #{task_id} work on?")
     buttons = [{"type": "button", "action_id": f"repo_choose_{i}", "value": f"{task_id}:{repo_id}",
                 "text": {"type": "plain_text", "text": name[:75]}}
                for i, (repo_id, name) in enumerate(choices[:24])]

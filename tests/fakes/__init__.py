@@ -1,7 +1,7 @@
 """Fakes of Slack and of an OpenAI-compatible model, served over real HTTP on 127.0.0.1."""
 
 from .model import ModelRequest, ScriptedModel, first_user_text
-from .model_steps import Step, ToolCall, error, shell, text, tool_calls
+from .model_steps import Step, ToolCall, error, raw, shell, text, tool_calls
 from .slack import Call, FakeSlack
 from .slack_payloads import sign
 
@@ -14,6 +14,7 @@ __all__ = [
     "ToolCall",
     "error",
     "first_user_text",
+    "raw",
     "shell",
     "sign",
     "text",

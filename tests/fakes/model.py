@@ -28,7 +28,7 @@ from aiohttp import web
 from tests.fakes.serve import serve
 
 from . import model_steps as ms
-from .model_steps import Step, StepLike, error, shell, text, tool_calls  # noqa: F401  (re-exported)
+from .model_steps import Step, StepLike, error, raw, shell, text, tool_calls  # noqa: F401  (re-exported)
 
 
 class ModelRequest(NamedTuple):
@@ -197,6 +197,9 @@ class ScriptedModel:
             await asyncio.sleep(step.delay)
         if step.error_status is not None:
             return body, step, _error_response(step)
+        if step.raw_body is not None:
+            return body, step, web.Response(text=step.raw_body, status=step.raw_status,
+                                            content_type=step.raw_content_type)
         return body, step, None
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:

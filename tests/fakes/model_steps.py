@@ -31,7 +31,7 @@ class ToolCall:
 
 @dataclass
 class Step:
-    """One model answer: text and/or tool calls, or an HTTP error."""
+    """One model answer: text and/or tool calls, an HTTP error, or a raw body (see `raw`)."""
 
     text: str | None = None
     calls: list[ToolCall] = field(default_factory=list)
@@ -41,6 +41,9 @@ class Step:
     error_type: str = "server_error"
     retry_after: int | None = None
     usage: dict | None = None  # overrides: prompt_tokens / completion_tokens / cached_tokens
+    raw_body: str | None = None  # sent as is, instead of an answer
+    raw_content_type: str = "text/html"
+    raw_status: int = 200
 
 
 StepLike = Union[Step, Callable[[dict], "StepLike"]]
@@ -70,6 +73,15 @@ def error(
     """An HTTP error with an OpenAI-style body. Note the openai client retries 408/409/429/5xx itself."""
     kind = type or ("rate_limit_exceeded" if status == 429 else "invalid_request_error" if status < 500 else "server_error")
     return Step(error_status=status, error_message=message, error_type=kind, delay=delay, retry_after=retry_after)
+
+
+def raw(body: str | dict | list | None, *, content_type: str = "", status: int = 200, delay: float = 0.0) -> Step:
+    """A body sent as it is, e.g. a proxy's HTML page with status 200, or JSON of the wrong shape
+    (a dict/list/None is sent as JSON: `raw({"choices": [{"message": None}]})`)."""
+    if isinstance(body, str):
+        return Step(raw_body=body, raw_content_type=content_type or "text/html", raw_status=status, delay=delay)
+    return Step(raw_body=json.dumps(body), raw_content_type=content_type or "application/json", raw_status=status,
+                delay=delay)
 
 
 def resolve(step: StepLike, body: dict) -> Step:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ...deps import Deps
+from ...ids import parse_id
 from ...intake import post_status_and_enqueue
+from ...mrkdwn import clip, compose, escape, mention
 from ...repo_choice import NO_REPO, thread_fields
-from ....runs.worker import task_ref
+from ....runs.task_run import task_ref
+
+log = logging.getLogger(__name__)
 
 
 def handler(deps: Deps):
@@ -16,21 +21,35 @@ def handler(deps: Deps):
         user = body["user"]["id"]
         channel = (body.get("channel") or {}).get("id", "")
         message = body.get("message") or {}
-        task_id, _, repo_id = action.get("value", "").partition(":")
-        task = await deps.store.get_task(int(task_id)) if task_id.isdigit() else None
-        if task is None or task.status != "choosing":
-            return  # answered already (a double click) or gone
+
+        async def tell(text: str) -> None:  # only the person who pressed sees it
+            try:
+                await deps.client.chat_postEphemeral(channel=channel, user=user, thread_ts=message.get("thread_ts"),
+                                                     text=text)
+            except Exception:
+                log.exception("could not answer the repository choice of %s", user)
+
+        raw_task, _, raw_repo = str(action.get("value", "")).partition(":")
+        task_id, repo_id = parse_id(raw_task), parse_id(raw_repo)
+        task = await deps.store.get_task(task_id) if task_id is not None else None
+        if task is None or task.channel != channel or repo_id is None:
+            await tell(f"There is no task #{clip(escape(raw_task), 40)} to choose for here.")
+            return
+        if task.status != "choosing":
+            return  # answered already (a double click): the message says which
         if user != task.requester:
-            await deps.client.chat_postEphemeral(channel=channel, user=user, thread_ts=message.get("thread_ts"),
-                                                 text=f"Only <@{task.requester}> can choose for task #{task.id}.")
+            await tell(compose("Only ", mention(task.requester), f" can choose for task #{task.id}."))
+            return
+        repo = await deps.repos.get(repo_id) if repo_id != NO_REPO else None
+        if repo_id != NO_REPO and repo is None:
+            await tell("That repository is no longer known; pick another one.")
             return
         task = await deps.store.transition(task.id, ("choosing",), status="pending")
         if task is None:
             return  # a double click: the first one won
-        repo = await deps.repos.get(int(repo_id)) if repo_id.isdigit() and int(repo_id) != NO_REPO else None
         fields = thread_fields(repo.id, repo.url, repo.branch) if repo else thread_fields(None, "", "")
         thread = await deps.store.update_thread(task.thread_id, **fields)
-        choice = f"`{repo.name}`" if repo else "no repository (a scratch workspace)"
+        choice = f"`{escape(repo.name)}`" if repo else "no repository (a scratch workspace)"
         text = f"Task #{task.id} works on {choice}."
         deps.renderer.updater.submit(channel, message.get("ts", ""), text,
                                      [{"type": "section", "text": {"type": "mrkdwn", "text": text}}], final=True)

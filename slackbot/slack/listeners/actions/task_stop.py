@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ...deps import Deps
 from ...stopping import stop_task
+
+log = logging.getLogger(__name__)
 
 
 def handler(deps: Deps):
@@ -13,15 +16,11 @@ def handler(deps: Deps):
         await ack()
         user = body["user"]["id"]
         channel = (body.get("channel") or {}).get("id", "")
-        try:
-            task_id = int(action.get("value", ""))
-        except ValueError:
-            return
-        message = await stop_task(deps, task_id, user)
+        message = await stop_task(deps, str(action.get("value", "")), user)
         if message and channel:
             try:
                 await deps.client.chat_postEphemeral(channel=channel, user=user, text=message,
                                                      thread_ts=(body.get("message") or {}).get("thread_ts"))
             except Exception:
-                pass
+                log.exception("could not answer the Stop of %s", user)
     return task_stop

@@ -6,7 +6,8 @@ import logging
 from typing import Any
 
 from ...deps import Deps
-from ...intake import say
+from ...ids import parse_id
+from ...intake import reason, say
 from ...transcript import render_transcript
 
 log = logging.getLogger(__name__)
@@ -18,9 +19,10 @@ def handler(deps: Deps):
         channel = (body.get("channel") or {}).get("id", "")
         message = body.get("message") or {}
         thread_ts = message.get("thread_ts") or message.get("ts", "")
-        value = action.get("value", "")
-        task = await deps.store.get_task(int(value)) if value.isdigit() else None
+        task_id = parse_id(str(action.get("value", "")))
+        task = await deps.store.get_task(task_id) if task_id is not None else None
         if task is None or task.channel != channel:
+            await say(deps, channel, thread_ts, "I have no transcript of that task in this channel.")
             return
         text = render_transcript(task, await deps.store.events(task.id))
         try:
@@ -29,5 +31,5 @@ def handler(deps: Deps):
                                               title=f"Transcript of task #{task.id}")
         except Exception as exc:
             log.exception("could not upload the transcript of task %s", task.id)
-            await say(deps, channel, thread_ts, f"I could not attach the transcript: {exc}")
+            await say(deps, channel, thread_ts, f"I could not attach the transcript: {reason(exc)}")
     return task_transcript

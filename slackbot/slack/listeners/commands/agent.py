@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import shlex
 from typing import Any
 
 from ...deps import Deps
 from ...home import ICONS
-from ...mrkdwn import escape, unescape
+from ...ids import is_number
+from ...intake import reason
+from ...mrkdwn import compose, escape, mention, unescape
 from ...stopping import stop_task
 from .agent_repo import list_repos, repo_command
+
+log = logging.getLogger(__name__)
 
 HELP = """*slackbot* — a coding agent in your channel.
 • Mention me with a task: `@slackbot fix the flaky test in payments`. I answer in the thread, work in a sandbox and post the result.
@@ -25,36 +30,44 @@ HELP = """*slackbot* — a coding agent in your channel.
 def handler(deps: Deps):
     async def agent(ack, command: dict[str, Any], respond) -> None:
         await ack()
-        text = unescape((command.get("text") or "").strip())
         try:
-            args = shlex.split(text)
-        except ValueError as exc:
-            await respond(f"I could not read that: {exc}.")
-            return
-        verb = args[0].lower() if args else "help"
-        if verb == "help":
-            await respond(HELP)
-        elif verb == "repos":
-            await respond(await list_repos(deps, command.get("channel_id", "")))
-        elif verb == "repo":
-            await respond(await repo_command(deps, args[1:], channel=command.get("channel_id", ""),
-                                             user=command["user_id"]))
-        elif verb == "tasks":
-            await respond(await _tasks(deps, command.get("channel_id", "")))
-        elif verb == "stop":
-            if len(args) != 2 or not args[1].lstrip("#").isdigit():
-                await respond("Usage: `/agent stop ID` (the number shown as #ID on the task).")
-                return
-            await respond(await stop_task(deps, int(args[1].lstrip("#")), command["user_id"]))
-        else:
-            await respond(f"Unknown command `{escape(verb)}`.\n\n{HELP}")
+            text = await answer(deps, command)
+        except Exception as exc:  # never silent: an answer, even when something broke
+            log.exception("/agent failed")
+            text = f"Sorry, that did not work: {escape(reason(exc))}"
+        # Answers go to the response URL, not through the Web API client that redacts: redact here.
+        await respond(deps.redactor.text(text))
     return agent
+
+
+async def answer(deps: Deps, command: dict[str, Any]) -> str:
+    """The answer to one `/agent` command, as mrkdwn."""
+    text = unescape((command.get("text") or "").strip())
+    channel, user = command.get("channel_id", ""), command["user_id"]
+    try:
+        args = shlex.split(text)
+    except ValueError as exc:
+        return f"I could not read that: {escape(str(exc))}."
+    verb = args[0].lower() if args else "help"
+    if verb == "help":
+        return HELP
+    if verb == "repos":
+        return await list_repos(deps, channel)
+    if verb == "repo":
+        return await repo_command(deps, args[1:], channel=channel, user=user)
+    if verb == "tasks":
+        return await _tasks(deps, channel)
+    if verb == "stop":
+        if len(args) != 2 or not is_number(args[1].removeprefix("#")):
+            return "Usage: `/agent stop ID` (the number shown as #ID on the task)."
+        return await stop_task(deps, args[1], user)
+    return f"Unknown command `{escape(verb)}`.\n\n{HELP}"
 
 
 async def _tasks(deps: Deps, channel: str) -> str:
     tasks = await deps.store.recent_tasks(channel=channel, limit=15)
     if not tasks:
         return "No tasks in this channel yet."
-    lines = [f"{ICONS.get(t.status, '•')} *#{t.id}* {t.status} — {escape(t.prompt[:80])} (<@{t.requester}>)"
-             for t in tasks]
+    lines = [compose(f"{ICONS.get(t.status, '•')} *#{t.id}* {t.status} — ", t.prompt[:80], " (",
+                     mention(t.requester), ")") for t in tasks]
     return "*Recent tasks*\n" + "\n".join(lines)

@@ -35,10 +35,10 @@ async def repo_command(deps: Deps, args: list[str], *, channel: str, user: str) 
         return f"No repository named `{escape(rest[0])}` is linked here. {await list_repos(deps, channel)}"
     if verb == "default":
         await deps.repos.set_default(channel, repo.id)
-        return f"`{repo.name}` is now this channel's default repository."
+        return f"`{escape(repo.name)}` is now this channel's default repository."
     if verb == "remove":
         await deps.repos.unlink(channel, repo.id)
-        return f"`{repo.name}` is no longer linked to this channel."
+        return f"`{escape(repo.name)}` is no longer linked to this channel."
     return await _set(deps, repo, rest[1:])
 
 
@@ -60,15 +60,15 @@ async def _add(deps: Deps, args: list[str], *, channel: str, user: str) -> str:
         return "`github=` takes OWNER/REPO, for example `github=acme/api`."
     problem = await deps.runs.check_repo(url, branch)
     if problem:
-        return problem
+        return escape(problem)  # it may quote git or the remote
     try:
         repo = await deps.repos.link(channel, name=name, url=url, branch=branch, github=github, user=user)
     except RepoConflict as exc:
-        return str(exc)
+        return escape(str(exc))
     linked = await deps.repos.channel_repos(channel)
     default = next((r.repo.name for r in linked if r.is_default), "")
     note = " It is this channel's default." if default == repo.name else ""
-    return f"Linked `{repo.name}` ({escape(repo.url)}) to this channel.{note}"
+    return f"Linked `{escape(repo.name)}` ({escape(repo.url)}) to this channel.{note}"
 
 
 async def _set(deps: Deps, repo, args: list[str]) -> str:
@@ -88,14 +88,14 @@ async def _set(deps: Deps, repo, args: list[str]) -> str:
     if not changes:
         return USAGE
     repo = await deps.repos.configure(repo.id, **changes)
-    return f"Updated `{repo.name}`: {describe(repo)}"
+    return f"Updated `{escape(repo.name)}`: {describe(repo)}"
 
 
 def describe(repo) -> str:
-    parts = [escape(repo.url), f"branch `{repo.branch or 'default'}`", f"network {repo.network}",
+    parts = [escape(repo.url), f"branch `{escape(repo.branch or 'default')}`", f"network {escape(repo.network)}",
              f"auto_push {'on' if repo.auto_push else 'off'}"]
     if repo.github:
-        parts.append(f"github {repo.github}")
+        parts.append(f"github {escape(repo.github)}")
     if repo.setup:
         parts.append(f"setup `{escape(repo.setup[:200])}`")
     return " · ".join(parts)
@@ -105,5 +105,5 @@ async def list_repos(deps: Deps, channel: str) -> str:
     linked = await deps.repos.channel_repos(channel)
     if not linked:
         return "No repositories are linked to this channel. An admin can add one with `/agent repo add NAME URL`."
-    lines = [f"• `{r.repo.name}`{' (default)' if r.is_default else ''}: {describe(r.repo)}" for r in linked]
+    lines = [f"• `{escape(r.repo.name)}`{' (default)' if r.is_default else ''}: {describe(r.repo)}" for r in linked]
     return "*Repositories of this channel*\n" + "\n".join(lines)

@@ -1,14 +1,19 @@
-"""`@slackbot do something`: a new agent thread, or a follow-up / steering in an existing one."""
+"""`@slackbot do something`: a new agent thread, or a follow-up / steering in an existing one.
+
+A delivery is marked seen in the same transaction that records what it asked for (the task, or the
+steering message), so a failed recording leaves it unmarked; the person is told either way."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ...deps import Deps
-from ...intake import handle_reply, react, record_task, say, start_task, strip_mention
+from ...intake import delivery_keys, handle_reply, react, reason, record_task, say, start_task, strip_mention
 from ...options import parse_options
 from ...repo_choice import chooser_blocks, resolve
 
+log = logging.getLogger(__name__)
 HELP_HINT = ("Tell me what to do, for example: `@slackbot add a --json flag to the CLI`. "
              "`/agent help` lists everything I can do.")
 
@@ -18,43 +23,48 @@ def handler(deps: Deps):
         if event.get("bot_id") or not event.get("user"):
             return
         channel, ts, user = event["channel"], event["ts"], event["user"]
-        keys = [f"msg:{channel}:{ts}"]
-        if body.get("event_id"):
-            keys.append(f"event:{body['event_id']}")
-        if not await deps.store.first_time(*keys):
-            return  # a retry, or the same message delivered as `message` too
-        text = strip_mention(event.get("text", ""), deps.bot_user_id)
         thread_ts = event.get("thread_ts") or ts
-        await react(deps, channel, ts)
-        if not text:
-            await say(deps, channel, thread_ts, HELP_HINT)
-            return
-        if event.get("thread_ts") and await handle_reply(
-                deps, channel=channel, thread_ts=thread_ts, user=user, text=text, ts=ts):
-            return
-        await new_thread(deps, channel=channel, thread_ts=thread_ts, user=user, text=text, ts=ts)
+        keys = delivery_keys(body, channel, ts)
+        try:
+            if await deps.store.seen(*keys):
+                return  # a retry, or the same message delivered as `message` too
+            if await handle(deps, channel=channel, thread_ts=thread_ts, user=user, ts=ts, keys=keys,
+                            text=strip_mention(event.get("text", ""), deps.bot_user_id),
+                            in_thread=bool(event.get("thread_ts"))):
+                await react(deps, channel, ts)
+        except Exception as exc:  # never silent: the person hears of it
+            log.exception("could not handle the mention %s/%s", channel, ts)
+            await say(deps, channel, thread_ts, f"Sorry, something went wrong with this request: {reason(exc)}")
     return app_mention
 
 
-async def new_thread(deps: Deps, *, channel: str, thread_ts: str, user: str, text: str, ts: str) -> None:
+async def handle(deps: Deps, *, channel: str, thread_ts: str, user: str, text: str, ts: str,
+                 keys: tuple[str, ...], in_thread: bool) -> bool:
+    """True when this delivery was taken (recorded, or answered); False for a duplicate or a failure
+    the thread was told of."""
+    if text and in_thread:
+        handled = await handle_reply(deps, channel=channel, thread_ts=thread_ts, user=user, text=text, ts=ts,
+                                     keys=keys)
+        if handled is not None:
+            return handled
     opts = parse_options(text)
-    if not opts.text:
-        await say(deps, channel, thread_ts, HELP_HINT)
-        return
-    found = await resolve(deps, channel, opts, user)
-    if found.problem:
-        await say(deps, channel, thread_ts, found.problem)
-        return
+    found = await resolve(deps, channel, opts, user) if opts.text else None
+    if found is None or found.problem:  # nothing to record: mark it seen, then answer
+        if not await deps.store.first_time(*keys):
+            return False
+        await say(deps, channel, thread_ts, found.problem if found else HELP_HINT)
+        return True
     if found.ask is None:
-        await start_task(deps, channel=channel, thread_ts=thread_ts, user=user, text=opts.text, ts=ts,
-                         repo=found.repo, model=opts.model)
-        return
+        ref = await start_task(deps, channel=channel, thread_ts=thread_ts, user=user, text=opts.text, ts=ts,
+                               keys=keys, repo=found.repo, model=opts.model)
+        return ref is not None
     ref = await record_task(deps, channel=channel, thread_ts=thread_ts, user=user, text=opts.text, ts=ts,
-                            model=opts.model, status="choosing")
+                            keys=keys, model=opts.model, status="choosing")
     if ref is None:
-        return
+        return False
     fallback, blocks = chooser_blocks(ref.task_id, user, found.ask)
     try:
         await deps.renderer.poster.post(channel=channel, thread_ts=thread_ts, text=fallback, blocks=blocks)
     except Exception as exc:
-        await say(deps, channel, thread_ts, f"Sorry, I could not ask which repository to use: {exc}")
+        await say(deps, channel, thread_ts, f"Sorry, I could not ask which repository to use: {reason(exc)}")
+    return True

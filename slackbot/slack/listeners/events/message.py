@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ...deps import Deps
-from ...intake import handle_reply
+from ...intake import delivery_keys, handle_reply, reason, say
 from ...mrkdwn import unescape
+
+log = logging.getLogger(__name__)
 
 HUMAN_SUBTYPES = (None, "thread_broadcast", "file_share")
 
@@ -22,11 +25,14 @@ def handler(deps: Deps):
         if deps.bot_user_id and f"<@{deps.bot_user_id}>" in event.get("text", ""):
             return  # app_mention handles it
         channel = event["channel"]
-        if await deps.store.thread_for(channel, thread_ts) is None:
-            return
-        keys = [f"msg:{channel}:{ts}"] + ([f"event:{body['event_id']}"] if body.get("event_id") else [])
-        if not await deps.store.first_time(*keys):
-            return
-        await handle_reply(deps, channel=channel, thread_ts=thread_ts, user=event["user"],
-                           text=unescape(event.get("text", "")), ts=ts)
+        keys = delivery_keys(body, channel, ts)
+        try:
+            if await deps.store.thread_for(channel, thread_ts) is None or await deps.store.seen(*keys):
+                return
+            # Recorded with its keys (steering or a follow-up), so a retry never counts twice.
+            await handle_reply(deps, channel=channel, thread_ts=thread_ts, user=event["user"],
+                               text=unescape(event.get("text", "")), ts=ts, keys=keys)
+        except Exception as exc:  # never silent: the person hears of it
+            log.exception("could not handle the reply %s/%s", channel, ts)
+            await say(deps, channel, thread_ts, f"Sorry, I could not take this reply: {reason(exc)}")
     return message
