@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Literal, Protocol, Union
+from typing import Any, Literal, Protocol, Union
 
 ItemStatus = Literal["in_progress", "completed", "failed"]
 TaskStatus = Literal["queued", "running", "done", "failed", "stopped", "interrupted"]
@@ -264,17 +264,73 @@ class ExecResult:
     duration_s: float = 0.0
 
 
-OutputCallback = Callable[[str], Awaitable[None]]
-
-
 class Sandbox(Protocol):
     """Where the agent's commands run. The docker backend is the real one."""
 
     async def exec(self, command: str, *, timeout_s: float) -> ExecResult: ...
 
-    async def disconnect_network(self) -> None: ...
+    async def disk_usage(self) -> int: ...
 
     async def close(self) -> None: ...
+
+
+# ---- containers the runner starts around the agent's ------------------------------------
+
+@dataclass(frozen=True)
+class Mount:
+    """A host directory (or, with `volume`, a named volume) mounted into a container."""
+
+    source: str
+    target: str
+    read_only: bool = False
+    volume: bool = False
+
+
+@dataclass(frozen=True)
+class Step:
+    """A one-shot container: clone, setup, finishing. It runs `argv` and is removed.
+
+    `stdin_path` is streamed to the process; with `stdout_path` the process's stdout is written
+    there (at most `stdout_cap` bytes) and only stderr comes back as `output`; otherwise stdout
+    and stderr come back merged."""
+
+    task_id: int
+    name: str
+    argv: tuple[str, ...]
+    mounts: tuple[Mount, ...] = ()
+    network: str = ""  # a network made by `open_network`; empty: none
+    env: tuple[tuple[str, str], ...] = ()
+    timeout_s: float = 300.0
+    stdin_path: str = ""
+    stdout_path: str = ""
+    stdout_cap: int = 0
+
+
+@dataclass(frozen=True)
+class StepResult:
+    exit_code: int
+    output: str
+    timed_out: bool = False
+    stdout_bytes: int = 0
+    stdout_over_cap: bool = False
+    duration_s: float = 0.0
+
+
+class SandboxProvider(Protocol):
+    """Starts task containers and cleans up after them (docker now; a warm pool later)."""
+
+    async def start(self, *, task_id: int, mounts: tuple[Mount, ...], network: str = "",
+                    env: dict[str, str] | None = None) -> Sandbox: ...
+
+    async def run_step(self, step: Step) -> StepResult: ...
+
+    async def open_network(self, task_id: int, allow: tuple[str, ...]) -> tuple[str, dict[str, str]]: ...
+
+    async def close_network(self, task_id: int) -> None: ...
+
+    async def remove_task(self, task_id: int) -> None: ...
+
+    async def reap(self, keep_task_ids: Any = frozenset()) -> list[str]: ...
 
 
 # ---- what sinks see ----------------------------------------------------------------------
@@ -294,14 +350,3 @@ class TaskRef:
 
 class EventSink(Protocol):
     async def handle(self, task: TaskRef, event: Event) -> None: ...
-
-
-class SandboxProvider(Protocol):
-    """Starts sandboxes for tasks and cleans up after them (docker now; a warm pool later)."""
-
-    async def start(self, *, task_id: int, workspace: Any, network: str = "off",
-                    env: dict[str, str] | None = None) -> Sandbox: ...
-
-    async def remove_task(self, task_id: int) -> None: ...
-
-    async def reap(self, keep_task_ids: Any = frozenset()) -> list[str]: ...

@@ -1,8 +1,6 @@
-"""The docker sandbox against a real engine and the real `slackbot-sandbox:latest` image.
+"""The agent's docker sandbox against a real engine and the real image; workspace disks with real mounts.
 
-Build the image first (CI does): `bash ci/base-image.sh` then
-`slackbot sandbox build --base slackbot-base:bookworm`. Without Docker these tests skip on a
-laptop and fail under CI=true.
+One-shot steps and per-task networks are in test_sandbox_steps.py.
 """
 
 from __future__ import annotations
@@ -10,62 +8,25 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
-import docker
 import pytest
 
-from slackbot.sandbox import DockerSandboxes, SandboxError
-from slackbot.settings import Settings
-
-IMAGE = "slackbot-sandbox:latest"
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"Docker sandbox tests need Docker and {IMAGE}: {reason}")
-    pytest.skip(reason)
+from slackbot.protocol import Mount, Step
+from slackbot.sandbox import DockerSandboxes, SandboxError, WorkspaceDisks
+from tests.docker_fixtures import (containers_of, engine, exists, sandboxes, settings,  # noqa: F401
+                                   workspace)
 
 
-@pytest.fixture(scope="session")
-def engine() -> docker.DockerClient:
-    try:
-        client = docker.from_env(timeout=10)
-        client.ping()
-        client.images.get(IMAGE)
-    except docker.errors.ImageNotFound:
-        _unavailable(f"image {IMAGE} is missing (run `slackbot sandbox build --base slackbot-base:bookworm`)")
-    except Exception as exc:  # no engine at all
-        _unavailable(f"Docker is not reachable: {exc}")
-    return client
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Settings pointing at a temporary data directory (nothing read from a .env file)."""
-    return Settings(data_dir=tmp_path / "data", sandbox_image=IMAGE, docker_timeout_s=30,
-                    sandbox_memory="512m", sandbox_cpus=1.0, sandbox_pids=256)
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    path = tmp_path / "workspace"
-    path.mkdir()
-    (path / "README.md").write_text("hello from the host\n")
-    return path
-
-
-@pytest.fixture
-async def sandboxes(engine, settings):
-    provider = DockerSandboxes(settings, instance=f"test-{secrets.token_hex(3)}")
-    yield provider
-    await provider.reap()
-    await provider.aclose()
+def ws(path: Path) -> tuple[Mount, ...]:
+    return (Mount(str(path), "/workspace"),)
 
 
 async def test_files_persist_between_commands_and_reach_the_host(sandboxes, workspace):
-    box = await sandboxes.start(task_id=1, workspace=workspace)
+    box = await sandboxes.start(task_id=1, mounts=ws(workspace))
     try:
         first = await box.exec("echo written-in-sandbox > notes.txt && cat README.md", timeout_s=30)
         assert first.exit_code == 0, first.output
@@ -79,7 +40,7 @@ async def test_files_persist_between_commands_and_reach_the_host(sandboxes, work
 
 
 async def test_failing_command_reports_exit_code_and_stderr(sandboxes, workspace):
-    box = await sandboxes.start(task_id=2, workspace=workspace)
+    box = await sandboxes.start(task_id=2, mounts=ws(workspace))
     try:
         result = await box.exec("echo out; echo err >&2; printf '\\xff\\n'; exit 3", timeout_s=30)
         assert result.exit_code == 3
@@ -90,23 +51,23 @@ async def test_failing_command_reports_exit_code_and_stderr(sandboxes, workspace
         await box.close()
 
 
-async def test_command_outliving_its_timeout_is_killed(sandboxes, workspace):
-    box = await sandboxes.start(task_id=3, workspace=workspace)
+async def test_command_outliving_its_timeout_is_killed_with_its_process_group(sandboxes, workspace):
+    box = await sandboxes.start(task_id=3, mounts=ws(workspace))
     try:
         started = time.monotonic()
-        result = await box.exec("echo begin; sleep 1000", timeout_s=2)
+        result = await box.exec("echo begin; sleep 1003 & sleep 1000", timeout_s=2)
         assert result.timed_out
         assert result.exit_code in (124, 137)
         assert "begin" in result.output
         assert time.monotonic() - started < 15
         ps = await box.exec("ps -eo args", timeout_s=30)
-        assert "sleep 1000" not in ps.output.splitlines(), ps.output
+        assert not {"sleep 1000", "sleep 1003"} & set(ps.output.splitlines()), ps.output
     finally:
         await box.close()
 
 
 async def test_cancelled_exec_kills_its_command(sandboxes, workspace):
-    box = await sandboxes.start(task_id=4, workspace=workspace)
+    box = await sandboxes.start(task_id=4, mounts=ws(workspace))
     try:
         pending = asyncio.create_task(box.exec("sleep 1001 & sleep 1002", timeout_s=600))
         await asyncio.sleep(1.5)
@@ -123,8 +84,8 @@ async def test_cancelled_exec_kills_its_command(sandboxes, workspace):
         await box.close()
 
 
-async def test_network_off_has_only_loopback(sandboxes, workspace):
-    box = await sandboxes.start(task_id=5, workspace=workspace, network="off")
+async def test_no_network_has_only_loopback(sandboxes, workspace):
+    box = await sandboxes.start(task_id=5, mounts=ws(workspace))
     try:
         result = await box.exec("ls /sys/class/net; ip -o link | wc -l", timeout_s=30)
         assert result.output.split() == ["lo", "1"], result.output
@@ -132,90 +93,119 @@ async def test_network_off_has_only_loopback(sandboxes, workspace):
         await box.close()
 
 
-async def test_setup_network_then_disconnect_leaves_only_loopback(sandboxes, workspace):
-    box = await sandboxes.start(task_id=6, workspace=workspace, network="setup")
+async def test_root_filesystem_is_read_only_but_tmp_and_workspace_are_writable(sandboxes, workspace):
+    box = await sandboxes.start(task_id=6, mounts=ws(workspace))
     try:
-        before = await box.exec("ls /sys/class/net", timeout_s=30)
-        assert "eth0" in before.output.split()
-        await box.disconnect_network()
-        after = await box.exec("ls /sys/class/net", timeout_s=30)
-        assert after.output.split() == ["lo"], after.output
-        await box.disconnect_network()  # twice is fine
+        root = await box.exec("touch /usr/x", timeout_s=30)
+        assert root.exit_code != 0 and "Read-only file system" in root.output, root.output
+        home = await box.exec("touch /home/agent/x", timeout_s=30)  # no home volume here: the image's, read-only
+        assert home.exit_code != 0, home.output
+        ok = await box.exec("echo t > /tmp/t && echo v > /var/tmp/v && echo w > /workspace/w && cat /tmp/t",
+                            timeout_s=30)
+        assert ok.exit_code == 0 and ok.output.strip() == "t", ok.output
+        assert (workspace / "w").read_text() == "w\n"
     finally:
         await box.close()
 
 
-async def test_limits_labels_and_mount(engine, sandboxes, settings, workspace):
-    box = await sandboxes.start(task_id=7, workspace=workspace)
+async def test_disk_usage_counts_allocated_bytes(sandboxes, workspace):
+    box = await sandboxes.start(task_id=7, mounts=ws(workspace))
+    try:
+        before = await box.disk_usage()
+        made = await box.exec("head -c 3000000 /dev/urandom > blob && truncate -s 10G sparse", timeout_s=60)
+        assert made.exit_code == 0, made.output
+        after = await box.disk_usage()
+        assert 3_000_000 <= after - before < 4_000_000  # the sparse 10 GB file holds no blocks
+    finally:
+        await box.close()
+
+
+async def test_limits_labels_and_mounts(engine, sandboxes, workspace):
+    home = f"slackbot-home-{sandboxes.instance}-thread-1"
+    box = await sandboxes.start(task_id=8, mounts=(*ws(workspace), Mount(home, "/home/agent", volume=True)))
     try:
         info = engine.api.inspect_container(box.container_id)
         host = info["HostConfig"]
-        assert host["Memory"] == 512 * 1024 * 1024
+        assert host["Memory"] == host["MemorySwap"] == 512 * 1024 * 1024
         assert host["NanoCpus"] == 1_000_000_000
         assert host["PidsLimit"] == 256
         assert host["CapDrop"] == ["ALL"]
         assert host["SecurityOpt"] == ["no-new-privileges"]
         assert host["Init"] is True
+        assert host["ReadonlyRootfs"] is True
         assert host["NetworkMode"] == "none"
+        assert host["Tmpfs"]["/tmp"] == "size=512m,mode=1777"
+        assert set(host["Tmpfs"]) == {"/tmp", "/var/tmp", "/run"}
         assert info["Config"]["User"] == "1000:1000"
-        assert info["Config"]["Labels"] == {"slackbot.managed": "1", "slackbot.instance": sandboxes.instance,
-                                           "slackbot.task": "7"}
-        assert box.container_name.startswith(f"slackbot-{sandboxes.instance}-task-7-")
-        assert [(m["Source"], m["Destination"], m["RW"]) for m in info["Mounts"]] == [
-            (str(workspace.resolve()), "/workspace", True)]
+        labels = {k: v for k, v in info["Config"]["Labels"].items() if k != "slackbot.recipe"}  # the image's
+        assert labels == {"slackbot.managed": "1", "slackbot.instance": sandboxes.instance, "slackbot.task": "8",
+                          "slackbot.role": "agent"}
+        assert box.container_name.startswith(f"slackbot-{sandboxes.instance}-task-8-")
+        mounts = {m["Destination"]: m for m in info["Mounts"]}
+        assert set(mounts) == {"/workspace", "/home/agent"}
+        assert (mounts["/workspace"]["Type"], mounts["/workspace"]["Source"], mounts["/workspace"]["RW"]) == (
+            "bind", str(workspace.resolve()), True)
+        assert (mounts["/home/agent"]["Type"], mounts["/home/agent"]["Name"]) == ("volume", home)
+        # the home volume is writable by the agent and survives the container
+        wrote = await box.exec("echo kept > ~/.profile-test && id -un", timeout_s=30)
+        assert wrote.exit_code == 0 and wrote.output.strip() == "agent", wrote.output
+        labels = engine.api.inspect_volume(home)["Labels"]
+        assert labels["slackbot.instance"] == sandboxes.instance and "slackbot.task" not in labels
     finally:
         await box.close()
+        await sandboxes.remove_volume(home)
+        await sandboxes.remove_volume(home)  # twice is fine
 
 
 async def test_host_secrets_stay_out(sandboxes, settings, workspace, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-must-not-leak")
     monkeypatch.setenv("GITHUB_TOKEN", "ghp-must-not-leak")
-    box = await sandboxes.start(task_id=8, workspace=workspace, env={"SETUP_FLAG": "yes"})
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-must-not-leak")
+    box = await sandboxes.start(task_id=9, mounts=ws(workspace), env={"SETUP_FLAG": "yes"})
     try:
-        result = await box.exec("env; cat /proc/1/environ | tr '\\0' '\\n'", timeout_s=30)
+        result = await box.exec("env; for p in /proc/[0-9]*; do tr '\\0' '\\n' < $p/environ; done 2>/dev/null",
+                                timeout_s=30)
         assert "must-not-leak" not in result.output
-        assert "OPENAI_API_KEY" not in result.output
+        assert "OPENAI_API_KEY" not in result.output and "GITHUB_TOKEN" not in result.output
         assert "SETUP_FLAG=yes" in result.output
+        pid1 = await box.exec("tr '\\0' '\\n' < /proc/1/environ", timeout_s=30)
+        assert pid1.exit_code == 0 and "HOME=/home/agent" in pid1.output and "must-not-leak" not in pid1.output
     finally:
         await box.close()
     leaky = settings.model_copy(update={"openai_api_key": "sk-bot-own-key"})
-    guarded = DockerSandboxes(leaky, instance="leak")
+    guarded = DockerSandboxes(leaky, instance=f"leak-{secrets.token_hex(3)}")
     try:
         with pytest.raises(SandboxError, match="secrets"):
-            await guarded.start(task_id=9, workspace=workspace, env={"KEY": "sk-bot-own-key"})
+            await guarded.start(task_id=10, mounts=ws(workspace), env={"KEY": "sk-bot-own-key"})
     finally:
+        await guarded.reap()
         await guarded.aclose()
 
 
 async def test_close_reap_and_remove_task(engine, sandboxes, workspace):
-    def exists(container_id: str) -> bool:
-        try:
-            engine.api.inspect_container(container_id)
-            return True
-        except docker.errors.NotFound:
-            return False
-
-    closed = await sandboxes.start(task_id=10, workspace=workspace)
+    closed = await sandboxes.start(task_id=11, mounts=ws(workspace))
     await closed.close()
     await closed.close()  # idempotent
-    assert not exists(closed.container_id)
+    assert not exists(engine, closed.container_id)
 
-    kept = await sandboxes.start(task_id=11, workspace=workspace)
-    stale = await sandboxes.start(task_id=12, workspace=workspace)
-    stopped = await sandboxes.start(task_id=13, workspace=workspace)
+    kept = await sandboxes.start(task_id=12, mounts=ws(workspace))
+    stale = await sandboxes.start(task_id=13, mounts=ws(workspace))
+    stopped = await sandboxes.start(task_id=14, mounts=ws(workspace))
     other = DockerSandboxes(sandboxes.settings, instance=f"other-{secrets.token_hex(3)}")
-    foreign = await other.start(task_id=12, workspace=workspace)
+    foreign = await other.start(task_id=13, mounts=ws(workspace))
     try:
-        await sandboxes.remove_task(13)
-        assert not exists(stopped.container_id)
+        await sandboxes.remove_task(14)
+        assert not exists(engine, stopped.container_id)
         await stopped.close()  # already gone: no error
+        await sandboxes.remove_task(14)  # nothing left: no error
 
-        removed = await sandboxes.reap({11})
+        removed = await sandboxes.reap({12})
         assert removed == [stale.container_name]
-        assert exists(kept.container_id) and not exists(stale.container_id)
-        assert exists(foreign.container_id)  # another instance's containers are not ours to reap
+        assert exists(engine, kept.container_id) and not exists(engine, stale.container_id)
+        assert exists(engine, foreign.container_id)  # another instance's containers are not ours to reap
+        assert [c["Id"] for c in containers_of(engine, other.instance)] == [foreign.container_id]
     finally:
-        await foreign.close()
+        await other.reap()
         await other.aclose()
         await kept.close()
 
@@ -224,10 +214,12 @@ async def test_image_checks(sandboxes, settings, workspace):
     assert await sandboxes.image_exists()
     assert not await sandboxes.image_exists("slackbot-no-such-image:latest")
     missing = DockerSandboxes(settings.model_copy(update={"sandbox_image": "slackbot-no-such-image:latest"}),
-                              instance="missing")
+                              instance=f"missing-{secrets.token_hex(3)}")
     try:
         with pytest.raises(SandboxError, match="slackbot sandbox build"):
-            await missing.start(task_id=14, workspace=workspace)
+            await missing.start(task_id=15, mounts=ws(workspace))
+        with pytest.raises(SandboxError, match="slackbot sandbox build"):
+            await missing.run_step(Step(15, "clone", ("true",)))
     finally:
         await missing.aclose()
 
@@ -240,6 +232,93 @@ async def test_dead_docker_host_gives_sandbox_error(engine, settings, workspace,
             await provider.ping()
         assert "127.0.0.1:9" in str(error.value) and error.value.retryable
         with pytest.raises(SandboxError, match="Docker is not reachable"):
-            await provider.start(task_id=15, workspace=workspace)
+            await provider.start(task_id=16, mounts=ws(workspace))
+        with pytest.raises(SandboxError, match="Docker is not reachable"):
+            await provider.run_step(Step(16, "clone", ("true",)))
     finally:
         await provider.aclose()
+
+
+# ---- workspace disks -----------------------------------------------------------------------
+
+def _mounts_under(root: Path) -> list[str]:
+    with open("/proc/self/mounts") as f:
+        points = [line.split()[1].encode().decode("unicode_escape") for line in f]
+    return [p for p in points if p == str(root) or p.startswith(f"{root}/")]
+
+
+@pytest.fixture
+def disk_root(tmp_path: Path):
+    root = tmp_path / "workspaces"
+    made: list[WorkspaceDisks] = []
+    yield root, made
+    for disks in made:
+        disks.close()
+    for point in reversed(_mounts_under(tmp_path)):  # never leave a loop mount behind under tmp_path
+        subprocess.run(["umount", "-l", point], check=False)
+
+
+def _loop_possible() -> bool:
+    return os.geteuid() == 0 and bool(shutil.which("mkfs.ext4")) and os.path.exists("/dev/loop-control")
+
+
+@pytest.mark.skipif(not _loop_possible(), reason="loop mode needs root, mkfs.ext4 and loop devices")
+async def test_loop_mode_workspace_is_a_quota_filesystem(engine, sandboxes, disk_root):
+    root, made = disk_root
+    disks = WorkspaceDisks(root, quota_bytes=64 << 20, mode="loop")
+    made.append(disks)
+    disk = await disks.attach(1)
+    assert disk.enforced and disk.path == root / "thread-1" / "work" and not disk.moved_aside
+    assert os.path.ismount(root / "thread-1") and (root / "thread-1.img").is_file()
+    assert os.stat(disk.path).st_uid == 1000
+    again = await disks.attach(1)  # attached twice: the same workspace, mounted once
+    assert again.path == disk.path and _mounts_under(root) == [str(root / "thread-1")]
+
+    result = await sandboxes.run_step(Step(1, "fill", ("bash", "-c", "echo kept > /workspace/kept; "
+                                                       "head -c 100M /dev/zero > /workspace/big"),
+                                           (Mount(str(disk.path), "/workspace"),), timeout_s=60))
+    assert result.exit_code != 0 and "No space left on device" in result.output, result.output
+    assert (root / "thread-1.img").stat().st_blocks * 512 <= (64 << 20) + (1 << 20)
+
+    await disks.detach(1)
+    assert not os.path.ismount(root / "thread-1") and _mounts_under(root) == []
+    await disks.detach(1)  # twice is fine
+    reused = await disks.attach(1)
+    assert reused.path == disk.path and not reused.moved_aside and (reused.path / "kept").read_text() == "kept\n"
+
+    legacy = root / "thread-3"  # a first-release workspace: moved aside, a quota filesystem made instead
+    legacy.mkdir()
+    (legacy / "README.md").write_text("old checkout\n")
+    fresh = await disks.attach(3)
+    assert fresh.enforced and fresh.moved_aside and Path(fresh.moved_aside).name.startswith("thread-3.legacy-")
+    assert (Path(fresh.moved_aside) / "README.md").exists() and os.path.ismount(legacy)
+    assert sorted(p.name for p in fresh.path.iterdir()) == []
+    disks.close()
+    assert _mounts_under(root) == []
+
+
+async def test_watch_mode_and_first_release_workspace_moved_aside(disk_root, tmp_path: Path):
+    root, made = disk_root
+    disks = WorkspaceDisks(root, quota_bytes=64 << 20, mode="watch")
+    made.append(disks)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    legacy = root / "thread-2"
+    legacy.mkdir(parents=True)
+    (legacy / "README.md").write_text("old checkout\n")
+    (legacy / "work").symlink_to(outside)  # a name chosen by a sandbox: never followed
+
+    disk = await disks.attach(2)
+    assert not disk.enforced and disk.path == root / "thread-2" / "work"
+    assert disk.moved_aside and Path(disk.moved_aside).name.startswith("thread-2.legacy-")
+    assert (Path(disk.moved_aside) / "README.md").read_text() == "old checkout\n"
+    assert disk.path.is_dir() and not disk.path.is_symlink() and list(outside.iterdir()) == []
+    assert (root / "thread-2.layout").is_file() and _mounts_under(root) == []
+    if os.geteuid() == 0:
+        assert os.stat(disk.path).st_uid == 1000
+
+    (disk.path / "draft.txt").write_text("draft\n")
+    again = await disks.attach(2)  # this layout's workspace is reused, not moved aside
+    assert again.path == disk.path and not again.moved_aside and (again.path / "draft.txt").exists()
+    await disks.detach(2)
+    assert disks.free_bytes() > 0

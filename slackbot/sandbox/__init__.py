@@ -1,5 +1,7 @@
-"""Sandboxes where the agent's commands run: the docker backend, and the image recipe it needs."""
+"""Sandboxes where the agent's commands run: the docker backend, workspace disks, the image recipe."""
 
-from slackbot.sandbox.docker import DockerSandbox, DockerSandboxes, SandboxError
+from slackbot.sandbox.container import DockerSandbox
+from slackbot.sandbox.disks import DiskError, WorkspaceDisk, WorkspaceDisks
+from slackbot.sandbox.docker import DockerSandboxes, SandboxError
 
-__all__ = ["DockerSandbox", "DockerSandboxes", "SandboxError"]
+__all__ = ["DiskError", "DockerSandbox", "DockerSandboxes", "SandboxError", "WorkspaceDisk", "WorkspaceDisks"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -13,6 +14,8 @@ import docker.errors
 from slackbot.sandbox.docker import SandboxError, docker_host
 
 IMAGE_DIR = Path(__file__).parent / "image"
+PROXY_FILES = (Path(__file__).parent / "egress_proxy.py", Path(__file__).parent / "egress_rules.py")
+RECIPE_LABEL = "slackbot.recipe"
 DEFAULT_TAG = "slackbot-sandbox:latest"
 DEFAULT_BASE = "debian:bookworm-slim"
 CERT_SUFFIXES = (".crt", ".pem", ".cer")
@@ -30,6 +33,8 @@ def build_image(*, tag: str = DEFAULT_TAG, base: str = DEFAULT_BASE, ca_certs_di
     with tempfile.TemporaryDirectory(prefix="slackbot-sandbox-build-") as tmp:
         context = Path(tmp)
         shutil.copy2(IMAGE_DIR / "Dockerfile", context / "Dockerfile")
+        for path in PROXY_FILES:
+            shutil.copy2(path, context / path.name)
         certs = context / "ca-certs"
         certs.mkdir()
         for cert in _find_certs(ca_certs_dir):
@@ -41,7 +46,7 @@ def build_image(*, tag: str = DEFAULT_TAG, base: str = DEFAULT_BASE, ca_certs_di
         try:
             client = client or docker.from_env(timeout=int(timeout_s))
             stream = client.api.build(path=str(context), tag=tag, buildargs={"BASE": base}, rm=True,
-                                      forcerm=True, decode=True)
+                                      forcerm=True, decode=True, labels={RECIPE_LABEL: recipe_hash()})
             _follow(stream, emit, base)
         except SandboxError:
             raise
@@ -53,6 +58,15 @@ def build_image(*, tag: str = DEFAULT_TAG, base: str = DEFAULT_BASE, ca_certs_di
         finally:
             if docker_client is None and client is not None:
                 client.close()
+
+
+def recipe_hash() -> str:
+    """This code's recipe (the Dockerfile and the egress proxy files the image carries). The image keeps it
+    as a label, so `doctor` can tell an image built from another version."""
+    digest = hashlib.sha256()
+    for path in (IMAGE_DIR / "Dockerfile", *PROXY_FILES):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _find_certs(ca_certs_dir: Path | None) -> list[Path]:

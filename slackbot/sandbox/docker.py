@@ -1,45 +1,47 @@
-"""Docker sandboxes: one container per task, its workspace mounted at /workspace.
+"""Docker sandboxes: one container per task for the agent, one-shot containers around it.
 
 The docker SDK blocks, so every engine call runs on the provider's own bounded thread pool and
 is bounded by `asyncio.wait_for`. A caller-side timeout cannot stop a thread, so each blocking
 call also carries its own bound (the client's socket timeout for engine calls, a read deadline
 for command output): a thread given up on by its caller frees itself soon after, and the pool
 cannot fill up with stuck calls.
+
+Every container runs as the image's unprivileged user with all capabilities dropped,
+`no-new-privileges`, a read-only root filesystem, a sized tmpfs at /tmp and resource limits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import re
 import secrets
-import socket
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, Callable
 
 import docker
 import docker.errors
+import docker.types
 import requests.exceptions
 from docker.utils import kwargs_from_env
 
-from slackbot.protocol import ExecResult
+from slackbot.protocol import Mount, Step, StepResult
 
-from .exec_stream import ExecRun, read_frames
+from . import network as nets
+from .container import DockerSandbox
+from .steps import run_step_sync
 
 WORKDIR = "/workspace"
-SANDBOX_UID = 1000  # the image's `agent` user
-NETWORKS = ("off", "setup", "on")
-KILL_GRACE_S = 5  # `timeout -k`: SIGKILL this long after SIGTERM
-READ_GRACE_S = 10  # how long past timeout_s we keep reading before giving up on a command
-CALLER_GRACE_S = 15  # the caller's own bound, above READ_GRACE_S so the thread gives up first
+SANDBOX_USER = "1000:1000"  # the image's `agent` user
+HOME = "/home/agent"
 LABEL_MANAGED = "slackbot.managed"
 LABEL_INSTANCE = "slackbot.instance"
 LABEL_TASK = "slackbot.task"
+LABEL_ROLE = "slackbot.role"
 _INSTANCE_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,39}$")
+BASE_ENV = {"HOME": HOME, "LANG": "C.UTF-8", "TERM": "dumb", "PAGER": "cat", "GIT_PAGER": "cat",
+            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 
 
 class SandboxError(Exception):
@@ -108,6 +110,28 @@ class DockerSandboxes:
                                 operation=operation, retryable=True)
         return SandboxError(f"Docker failed to {operation}: {exc}", operation=operation)
 
+    def labels(self, task_id: int, role: str) -> dict[str, str]:
+        return {LABEL_MANAGED: "1", LABEL_INSTANCE: self.instance, LABEL_TASK: str(task_id), LABEL_ROLE: role}
+
+    def host_config(self, mounts: tuple[Mount, ...], network: str, *, memory: str | None = None) -> dict[str, Any]:
+        """The confinement every task container shares; only mounts and network differ."""
+        s = self.settings
+        memory = memory or s.sandbox_memory
+        return {
+            "mounts": [_docker_mount(m, self.labels(0, "volume")) for m in mounts],
+            "tmpfs": {"/tmp": f"size={s.sandbox_tmp},mode=1777", "/var/tmp": "size=64m,mode=1777",
+                      "/run": "size=16m,mode=755"},
+            "read_only": True,
+            "network_mode": network or "none",
+            "mem_limit": memory,
+            "memswap_limit": memory,  # no swap beyond the memory limit
+            "nano_cpus": int(s.sandbox_cpus * 1e9),
+            "pids_limit": s.sandbox_pids,
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+            "init": True,
+        }
+
     # ---- the provider's API ----------------------------------------------------------------
 
     async def ping(self) -> None:
@@ -125,82 +149,107 @@ class DockerSandboxes:
 
         return await self.call("look up the sandbox image", check)
 
-    async def start(self, *, task_id: int, workspace: Path, network: str = "off",
-                    env: dict[str, str] | None = None) -> "DockerSandbox":
-        if network not in NETWORKS:
-            raise ValueError(f"network must be one of {NETWORKS}: {network!r}")
+    async def image_recipe(self) -> str:
+        """The recipe label of the sandbox image ("" when it has none)."""
+        def read() -> str:
+            labels = self.client().images.get(self.settings.sandbox_image).labels or {}
+            return labels.get("slackbot.recipe", "")
+        return await self.call("inspect the sandbox image", read)
+
+    async def start(self, *, task_id: int, mounts: tuple[Mount, ...], network: str = "",
+                    env: dict[str, str] | None = None) -> DockerSandbox:
+        """The agent's container: started idle; commands arrive by `exec`."""
         env = dict(env or {})
         leaked = [k for k, v in env.items() if v and v in self.settings.secrets()]
         if leaked:
             raise SandboxError(f"Refusing to pass the bot's own secrets into a sandbox ({', '.join(leaked)})",
                                operation="start a sandbox")
-        workspace = Path(workspace).resolve()
-        if not workspace.is_dir():
-            raise SandboxError(f"The workspace {workspace} does not exist", operation="start a sandbox")
         name = f"slackbot-{self.instance}-task-{task_id}-{secrets.token_hex(3)}"
-        user, home = _sandbox_user()
-        # Only what we choose: the SDK never forwards the host's environment, and we add nothing of it.
-        environment = {"HOME": home, "LANG": "C.UTF-8", "TERM": "dumb", "PAGER": "cat", "GIT_PAGER": "cat",
-                       "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", **env}
+        handover = _Handover()
 
-        def create() -> tuple[str, str]:
-            if os.geteuid() == 0:
-                _chown_tree(workspace, SANDBOX_UID, SANDBOX_UID)
-            client = self.client()
-            container = client.containers.create(
-                self.settings.sandbox_image,
-                command=["sleep", "infinity"],
-                name=name,
-                hostname="sandbox",
-                labels={LABEL_MANAGED: "1", LABEL_INSTANCE: self.instance, LABEL_TASK: str(task_id)},
-                user=user,
-                working_dir=WORKDIR,
-                environment=environment,
-                volumes={str(workspace): {"bind": WORKDIR, "mode": "rw"}},
-                network_mode="none" if network == "off" else "bridge",
-                mem_limit=self.settings.sandbox_memory,
-                memswap_limit=self.settings.sandbox_memory,  # no swap beyond the memory limit
-                nano_cpus=int(self.settings.sandbox_cpus * 1e9),
-                pids_limit=self.settings.sandbox_pids,
-                cap_drop=["ALL"],
-                security_opt=["no-new-privileges"],
-                init=True,
-                detach=True,
-            )
+        def create() -> str:
+            api = self.client().api
+            container = api.create_container(
+                self.settings.sandbox_image, command=["sleep", "infinity"], name=name, hostname="sandbox",
+                labels=self.labels(task_id, "agent"), user=SANDBOX_USER, working_dir=WORKDIR,
+                environment={**BASE_ENV, **env},
+                host_config=api.create_host_config(**self.host_config(mounts, network)))
             try:
-                container.start()
+                api.start(container["Id"])
             except Exception:
-                _force_remove(client, container.id)
+                _force_remove(api, container["Id"])
                 raise
-            return container.id, name
+            if not handover.give():  # the caller gave up meanwhile: nobody would ever remove it
+                _force_remove(api, container["Id"])
+            return container["Id"]
 
-        container_id, name = await self.call("start a sandbox", create)
-        return DockerSandbox(self, container_id=container_id, name=name, user=user, network=network)
+        try:
+            container_id = await self.call("start a sandbox", create)
+        except BaseException:
+            if handover.abandon():  # it was made after all: remove it without waiting
+                self._pool.submit(self._remove_named, name)
+            raise
+        return DockerSandbox(self, container_id=container_id, name=name, user=SANDBOX_USER)
+
+    async def run_step(self, step: Step) -> StepResult:
+        """A one-shot container (clone, setup, finishing); always removed, however it ends."""
+        from .exec_stream import ExecRun
+
+        run = ExecRun()
+        try:
+            return await self.call(f"run the {step.name} step", run_step_sync, self, step, run,
+                                   timeout_s=step.timeout_s + 30)
+        except BaseException:
+            run.abandoned = True  # the pool thread notices, stops reading and removes the container
+            raise
+
+    async def open_network(self, task_id: int, allow: tuple[str, ...]) -> tuple[str, dict[str, str]]:
+        """A network of the task's own whose only way out is an egress proxy allowing `allow`;
+        returns its name and the proxy variables for the containers on it."""
+        try:
+            return await self.call("make the task's network", nets.open_sync, self, task_id, allow,
+                                   timeout_s=self.settings.docker_timeout_s * 2)
+        except BaseException:
+            await self.close_network(task_id)
+            raise
+
+    async def close_network(self, task_id: int) -> None:
+        await self.call("remove the task's network", nets.close_sync, self, task_id)
 
     async def reap(self, keep_task_ids: Any = frozenset()) -> list[str]:
-        """Removes this instance's containers of tasks not in `keep_task_ids` (after a restart)."""
+        """Removes this instance's containers and networks of tasks not in `keep_task_ids`."""
         keep = {str(t) for t in keep_task_ids}
 
         def reap_sync() -> list[str]:
-            client = self.client()
+            api = self.client().api
             removed = []
-            for container in self._list(client):
-                if container.labels.get(LABEL_TASK) not in keep:
-                    _force_remove(client, container.id)
-                    removed.append(container.name)
+            for container in self._list(api):
+                if container["Labels"].get(LABEL_TASK) not in keep:
+                    _force_remove(api, container["Id"])
+                    removed.append(container["Names"][0].lstrip("/"))
+            nets.remove_networks(self, keep)
             return removed
 
         return await self.call("remove leftover sandboxes", reap_sync)
 
     async def remove_task(self, task_id: int) -> None:
-        """Force-removes the container(s) of one task: Stop, and recovery after a restart."""
+        """Force-removes every container and the network of one task: Stop, recovery, cleanup."""
 
         def remove_sync() -> None:
-            client = self.client()
-            for container in self._list(client, task_id=task_id):
-                _force_remove(client, container.id)
+            api = self.client().api
+            for container in self._list(api, task_id=task_id):
+                _force_remove(api, container["Id"])
+            nets.close_sync(self, task_id)
 
         await self.call("remove a task's sandbox", remove_sync)
+
+    async def remove_volume(self, name: str) -> None:
+        def remove() -> None:
+            try:
+                self.client().api.remove_volume(name, force=True)
+            except docker.errors.NotFound:
+                pass
+        await self.call("remove a volume", remove)
 
     async def aclose(self) -> None:
         # Threads still inside a call end by their own bounds; we do not wait for them here.
@@ -208,127 +257,58 @@ class DockerSandboxes:
         if self._client is not None:
             self._client.close()
 
-    def _list(self, client: docker.DockerClient, task_id: int | None = None) -> list[Any]:
+    def remove_later(self, container_id: str) -> None:
+        """Removal off the caller's path; what a shutdown cuts short, the next reaping removes."""
+        try:
+            self._pool.submit(self._remove_named, container_id)
+        except RuntimeError:  # the pool is shut down
+            pass
+
+    def _remove_named(self, name: str) -> None:
+        try:
+            _force_remove(self.client().api, name)
+        except Exception:  # reaping at the next start catches what is left
+            pass
+
+    def _list(self, api: Any, task_id: int | None = None) -> list[dict[str, Any]]:
         labels = [f"{LABEL_MANAGED}=1", f"{LABEL_INSTANCE}={self.instance}"]
         if task_id is not None:
             labels.append(f"{LABEL_TASK}={task_id}")
-        return client.containers.list(all=True, filters={"label": labels})
+        return api.containers(all=True, filters={"label": labels})
 
 
-class DockerSandbox:
-    """One task's container. Commands run as the sandbox user in /workspace, bounded inside the container."""
+class _Handover:
+    """Who removes a container whose start the caller gave up on: the thread that made it, or
+    the caller, whichever comes second."""
 
-    def __init__(self, provider: DockerSandboxes, *, container_id: str, name: str, user: str, network: str):
-        self._provider = provider
-        self._container_id = container_id
-        self._name = name
-        self._user = user
-        self.network = network
-        self._closed = False
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._given = False
 
-    @property
-    def container_id(self) -> str:
-        return self._container_id
+    def give(self) -> bool:
+        with self._lock:
+            self._given = not self._abandoned
+            return self._given
 
-    @property
-    def container_name(self) -> str:
-        return self._name
-
-    async def exec(self, command: str, *, timeout_s: float) -> ExecResult:
-        run = ExecRun()
-        try:
-            return await self._provider.call(
-                "run a command in the sandbox", self._exec_sync, command, timeout_s, run,
-                timeout_s=timeout_s + CALLER_GRACE_S)
-        except BaseException:
-            # Cancelled (Stop) or given up on: the pool thread sees this and kills the command.
-            run.abandoned = True
-            raise
-
-    def _exec_sync(self, command: str, timeout_s: float, run: "ExecRun") -> ExecResult:
-        api = self._provider.client().api
-        started = time.monotonic()
-        # `timeout` puts the command in its own process group and signals all of it, then SIGKILLs
-        # it: the command dies in the container even though docker exec has no kill of its own.
-        argv = ["timeout", "-k", str(KILL_GRACE_S), f"{timeout_s:g}", "bash", "-lc", command]
-        exec_id = api.exec_create(self._container_id, argv, stdout=True, stderr=True, tty=False,
-                                  user=self._user, workdir=WORKDIR,
-                                  environment={"SLACKBOT_EXEC": run.marker})["Id"]
-        sock = api.exec_start(exec_id, socket=True)
-        deadline = started + timeout_s + KILL_GRACE_S + READ_GRACE_S
-        try:
-            output, finished = read_frames(sock, deadline, run)
-        finally:
-            _close_quietly(sock)
-        duration = time.monotonic() - started
-        info = api.exec_inspect(exec_id)
-        if not finished or info.get("Running"):
-            # Abandoned or outlived every bound: make sure nothing of it keeps running.
-            self._kill_marked(api, run.marker)
-            return ExecResult(exit_code=124, output=output + "\n[command killed: it outlived its time limit]",
-                              timed_out=True, duration_s=duration)
-        code = int(info.get("ExitCode") if info.get("ExitCode") is not None else -1)
-        timed_out = code in (124, 137) and duration >= timeout_s - 0.5
-        return ExecResult(exit_code=code, output=output, timed_out=timed_out, duration_s=duration)
-
-    def _kill_marked(self, api: Any, marker: str) -> None:
-        """SIGKILLs every process of one exec (they inherit its SLACKBOT_EXEC marker)."""
-        script = (f'for p in /proc/[0-9]*; do grep -qxz "SLACKBOT_EXEC={marker}" "$p/environ" 2>/dev/null '
-                  '&& kill -9 "${p#/proc/}" 2>/dev/null; done; true')
-        try:
-            api.exec_start(api.exec_create(self._container_id, ["sh", "-c", script], user=self._user)["Id"])
-        except docker.errors.APIError:
-            pass  # the container is gone, and the command with it
-
-    async def disconnect_network(self) -> None:
-        """Ends the network of a `setup` sandbox (a container started without one cannot get one later)."""
-
-        def disconnect() -> None:
-            api = self._provider.client().api
-            networks = api.inspect_container(self._container_id)["NetworkSettings"]["Networks"] or {}
-            for net in list(networks):
-                if net != "none":
-                    api.disconnect_container_from_network(self._container_id, net, force=True)
-
-        await self._provider.call("disconnect the sandbox from the network", disconnect)
-        self.network = "off"
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        await self._provider.call("remove the sandbox",
-                                  lambda: _force_remove(self._provider.client(), self._container_id))
-        self._closed = True
+    def abandon(self) -> bool:
+        """True when the container was made and handed over already: the caller removes it."""
+        with self._lock:
+            self._abandoned = True
+            return self._given
 
 
-def _sandbox_user() -> tuple[str, str]:
-    """uid:gid for the container, and its HOME.
-
-    As root we hand the workspace to the image's user; otherwise the container runs as us, so
-    files it writes stay ours on the host (that uid has no home in the image: use /tmp).
-    """
-    if os.geteuid() == 0:
-        return f"{SANDBOX_UID}:{SANDBOX_UID}", "/home/agent"
-    if os.geteuid() == SANDBOX_UID:
-        return f"{SANDBOX_UID}:{os.getegid()}", "/home/agent"
-    return f"{os.geteuid()}:{os.getegid()}", "/tmp"
+def _docker_mount(m: Mount, labels: dict[str, str]) -> docker.types.Mount:
+    if m.volume:
+        return docker.types.Mount(m.target, m.source, type="volume", read_only=m.read_only,
+                                  labels={k: v for k, v in labels.items() if k != LABEL_TASK})
+    return docker.types.Mount(m.target, m.source, type="bind", read_only=m.read_only)
 
 
-def _chown_tree(root: Path, uid: int, gid: int) -> None:
-    os.chown(root, uid, gid)
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = os.path.join(dirpath, name)
-            try:
-                os.chown(path, uid, gid, follow_symlinks=False)
-            except FileNotFoundError:
-                pass
-
-
-def _force_remove(client: docker.DockerClient, container_id: str) -> None:
+def _force_remove(api: Any, container_id: str) -> None:
     """Removes a container; one already gone (or being removed) is not an error."""
     try:
-        client.api.remove_container(container_id, force=True, v=True)
+        api.remove_container(container_id, force=True, v=False)
     except docker.errors.NotFound:
         pass
     except docker.errors.APIError as exc:
@@ -336,20 +316,11 @@ def _force_remove(client: docker.DockerClient, container_id: str) -> None:
             raise
 
 
-def _close_quietly(sock: Any) -> None:
-    try:
-        if hasattr(sock, "shutdown"):
-            sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    try:
-        sock.close()
-    except OSError:
-        pass
-
-
 def _reason(exc: BaseException) -> str:
     """The innermost readable cause, without urllib3's nested wrapper text."""
     while exc.__cause__ is not None or exc.__context__ is not None:
-        exc = exc.__cause__ or exc.__context__
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
     return str(exc) or type(exc).__name__
+
+
+force_remove = _force_remove

@@ -1,0 +1,110 @@
+"""The agent's container: commands run as the sandbox user in /workspace, bounded inside the container."""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+import docker.errors
+
+from slackbot.protocol import ExecResult
+
+from .exec_stream import ExecRun, read_frames
+
+WORKDIR = "/workspace"
+KILL_GRACE_S = 5  # `timeout -k`: SIGKILL this long after SIGTERM
+READ_GRACE_S = 10  # how long past timeout_s we keep reading before giving up on a command
+CALLER_GRACE_S = 15  # the caller's own bound, above READ_GRACE_S so the thread gives up first
+
+
+class DockerSandbox:
+    def __init__(self, provider: Any, *, container_id: str, name: str, user: str):
+        self._provider = provider
+        self._container_id = container_id
+        self._name = name
+        self._user = user
+        self._closed = False
+
+    @property
+    def container_id(self) -> str:
+        return self._container_id
+
+    @property
+    def container_name(self) -> str:
+        return self._name
+
+    async def exec(self, command: str, *, timeout_s: float) -> ExecResult:
+        run = ExecRun()
+        try:
+            return await self._provider.call(
+                "run a command in the sandbox", self._exec_sync, command, timeout_s, run,
+                timeout_s=timeout_s + CALLER_GRACE_S)
+        except BaseException:
+            # Cancelled (Stop) or given up on: the pool thread sees this and kills the command.
+            run.abandoned = True
+            raise
+
+    def _exec_sync(self, command: str, timeout_s: float, run: ExecRun) -> ExecResult:
+        api = self._provider.client().api
+        started = time.monotonic()
+        # `timeout` puts the command in its own process group and signals all of it, then SIGKILLs
+        # it: the command dies in the container even though docker exec has no kill of its own.
+        argv = ["timeout", "-k", str(KILL_GRACE_S), f"{timeout_s:g}", "bash", "-lc", command]
+        exec_id = api.exec_create(self._container_id, argv, stdout=True, stderr=True, tty=False,
+                                  user=self._user, workdir=WORKDIR,
+                                  environment={"SLACKBOT_EXEC": run.marker})["Id"]
+        sock = api.exec_start(exec_id, socket=True)
+        deadline = started + timeout_s + KILL_GRACE_S + READ_GRACE_S
+        try:
+            output, finished = read_frames(sock, deadline, run)
+        finally:
+            _close_quietly(sock)
+        duration = time.monotonic() - started
+        info = api.exec_inspect(exec_id)
+        if not finished or info.get("Running"):
+            # Abandoned or outlived every bound: make sure nothing of it keeps running.
+            self._kill_marked(api, run.marker)
+            return ExecResult(exit_code=124, output=output + "\n[command killed: it outlived its time limit]",
+                              timed_out=True, duration_s=duration)
+        code = int(info.get("ExitCode") if info.get("ExitCode") is not None else -1)
+        timed_out = code in (124, 137) and duration >= timeout_s - 0.5
+        return ExecResult(exit_code=code, output=output, timed_out=timed_out, duration_s=duration)
+
+    def _kill_marked(self, api: Any, marker: str) -> None:
+        """SIGKILLs every process of one exec (they inherit its SLACKBOT_EXEC marker)."""
+        script = (f'for p in /proc/[0-9]*; do grep -qxz "SLACKBOT_EXEC={marker}" "$p/environ" 2>/dev/null '
+                  '&& kill -9 "${p#/proc/}" 2>/dev/null; done; true')
+        try:
+            api.exec_start(api.exec_create(self._container_id, ["sh", "-c", script], user=self._user)["Id"])
+        except docker.errors.APIError:
+            pass  # the container is gone, and the command with it
+
+    async def disk_usage(self) -> int:
+        """Bytes the workspace takes on disk (allocated blocks: a sparse file counts what it holds)."""
+        result = await self.exec("du -sx --block-size=1 /workspace 2>/dev/null | cut -f1", timeout_s=60)
+        first = result.output.strip().split("\n")[0]
+        if not first.isdigit():
+            raise RuntimeError(f"could not measure the workspace: {result.output.strip()[:200]}")
+        return int(first)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        from .docker import force_remove
+
+        await self._provider.call("remove the sandbox",
+                                  lambda: force_remove(self._provider.client().api, self._container_id))
+        self._closed = True
+
+
+def _close_quietly(sock: Any) -> None:
+    try:
+        if hasattr(sock, "shutdown"):
+            sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    try:
+        sock.close()
+    except OSError:
+        pass

@@ -1,0 +1,155 @@
+"""Workspace directories on the host, each with a disk quota.
+
+A workspace is written by the sandbox, so the host only ever makes it, mounts it and unmounts it:
+it never reads, follows or writes anything inside. Layout per agent thread:
+
+- `thread-N.img` + `thread-N/` (loop mode, as root): a sparse ext4 image, mounted at `thread-N/`
+  while a task runs; its root holds `work/` (the sandbox's /workspace) and `lost+found`. The
+  filesystem is the quota.
+- `thread-N.layout` + `thread-N/work/` (watch mode): a plain directory; a watcher measures it from
+  inside the sandbox and stops the task past the quota.
+
+The marker beside the directory (never inside it) tells a workspace of this layout from one made
+by the first release, whose `thread-N/` was the checkout itself: that one is moved aside, since
+any name inside it (a `work` symlink, say) was chosen by a sandbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+SANDBOX_UID = 1000
+COMMAND_TIMEOUT_S = 60
+
+
+class DiskError(Exception):
+    """Worded for a Slack thread."""
+
+
+@dataclass(frozen=True)
+class WorkspaceDisk:
+    path: Path  # the directory mounted at /workspace
+    enforced: bool  # True: the filesystem enforces the quota; False: a watcher must
+    moved_aside: str = ""  # a first-release workspace was found and moved here
+
+
+class WorkspaceDisks:
+    def __init__(self, root: Path, *, quota_bytes: int, mode: str = "auto", tmp_dir: Path | None = None) -> None:
+        self.root = root
+        self.quota_bytes = quota_bytes
+        self.mode = _resolve_mode(mode)
+        self.tmp_dir = tmp_dir or root.parent / "tmp"
+        self._executor = ThreadPoolExecutor(2, thread_name_prefix="disks")
+        self._mounted: set[Path] = set()
+
+    def base(self, thread_id: int) -> Path:
+        return self.root / f"thread-{thread_id}"
+
+    async def attach(self, thread_id: int) -> WorkspaceDisk:
+        """The thread's workspace, made on first use and mounted (loop mode) until `detach`."""
+        return await self._run(self._attach, thread_id)
+
+    async def detach(self, thread_id: int) -> None:
+        if self.mode == "loop":
+            await self._run(self._unmount, self.base(thread_id))
+
+    def free_bytes(self) -> int:
+        self.root.mkdir(parents=True, exist_ok=True)
+        return shutil.disk_usage(self.root).free
+
+    def close(self) -> None:
+        """Unmounts what this process mounted (a task interrupted by shutdown may not have)."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        for base in list(self._mounted):
+            try:
+                self._unmount(base)
+            except DiskError:
+                pass
+
+    async def _run(self, fn, *args):  # type: ignore[no-untyped-def]
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(COMMAND_TIMEOUT_S * 2):
+            return await loop.run_in_executor(self._executor, fn, *args)
+
+    # ---- blocking parts ------------------------------------------------------------------
+
+    def _attach(self, thread_id: int) -> WorkspaceDisk:
+        base = self.base(thread_id)
+        image, marker = base.with_name(base.name + ".img"), base.with_name(base.name + ".layout")
+        self.root.mkdir(parents=True, exist_ok=True)
+        moved = ""
+        if os.path.lexists(base) and not image.exists() and not marker.exists():
+            moved = str(base.with_name(f"{base.name}.legacy-{int(time.time())}"))
+            os.rename(base, moved)  # renames the entry; nothing inside is read or followed
+        if image.exists() or (self.mode == "loop" and not marker.exists()):
+            if not image.exists():
+                self._make_image(image)
+            base.mkdir(exist_ok=True)
+            if not os.path.ismount(base):
+                _run(["mount", "-o", "loop,nosuid,nodev", str(image), str(base)])
+            self._mounted.add(base)
+            return WorkspaceDisk(base / "work", enforced=True, moved_aside=moved)
+        if not marker.exists():
+            (base / "work").mkdir(parents=True, exist_ok=True)
+            if os.geteuid() == 0:
+                os.chown(base / "work", SANDBOX_UID, SANDBOX_UID)
+            else:  # the sandbox runs as uid 1000, which is not us
+                os.chmod(base / "work", 0o777)
+            marker.write_text("watch\n")
+        return WorkspaceDisk(base / "work", enforced=False, moved_aside=moved)
+
+    def _make_image(self, image: Path) -> None:
+        template = self.tmp_dir / "workspace-template"
+        (template / "work").mkdir(parents=True, exist_ok=True)
+        os.chown(template / "work", SANDBOX_UID, SANDBOX_UID)
+        partial = image.with_name(image.name + ".partial")
+        with open(partial, "wb") as f:
+            f.truncate(self.quota_bytes)
+        _run(["mkfs.ext4", "-q", "-F", "-m", "0", "-E", "root_owner=0:0,lazy_itable_init=1", "-d", str(template),
+              str(partial)])
+        os.rename(partial, image)
+
+    def _unmount(self, base: Path) -> None:
+        self._mounted.discard(base)
+        if not os.path.ismount(base):
+            return
+        try:
+            _run(["umount", str(base)])
+        except DiskError:
+            _run(["umount", "-l", str(base)])  # still busy: detach it now, the kernel frees it later
+
+
+def _resolve_mode(mode: str) -> str:
+    if mode != "auto":
+        return mode
+    usable = _can_mount() and shutil.which("mkfs.ext4") and shutil.which("mount") and (
+        os.path.exists("/dev/loop-control"))
+    return "loop" if usable else "watch"
+
+
+def _can_mount() -> bool:
+    """Root with CAP_SYS_ADMIN (a plain container's root has not got it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("CapEff:"):
+                return os.geteuid() == 0 and bool(int(line.split()[1], 16) >> 21 & 1)
+    except OSError:
+        pass
+    return False
+
+
+def _run(argv: list[str]) -> None:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, check=False,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise DiskError(f"`{argv[0]}` failed: {exc}") from exc
+    if done.returncode != 0:
+        raise DiskError(f"`{' '.join(argv[:2])}` failed: {(done.stderr or done.stdout).strip()[:300]}")
