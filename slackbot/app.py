@@ -8,10 +8,11 @@ import logging
 from typing import Any, Coroutine
 
 from .agent import OpenAIModel
-from .repos import GitRunner, Mirrors, Workspaces
+from .redact import Redactor
+from .repos import GitRunner, Mirrors, Results
 from .runs import EventBus, RunContext, RunManager
 from .runs.repo_ops import RepoOps
-from .sandbox import DockerSandboxes
+from .sandbox import DockerSandboxes, WorkspaceDisks
 from .settings import Settings
 from .store import RepoStore, Store
 
@@ -62,6 +63,15 @@ class Models:
             await model.aclose()
 
 
+def egress_allowlist(settings: Settings) -> tuple[str, ...]:
+    """Where networked sandboxes may go: the setting, else what this machine's package managers use."""
+    if settings.egress_allow.strip():
+        return tuple(e.strip() for e in settings.egress_allow.replace("\n", ",").split(",") if e.strip())
+    from .sandbox.egress_allow import default_allowlist
+
+    return tuple(default_allowlist())
+
+
 def instance_label(settings: Settings) -> str:
     """Containers of one bot installation (one database) carry this label, so reaping spares others."""
     return hashlib.sha256(settings.db_url.encode()).hexdigest()[:10]
@@ -89,15 +99,18 @@ class Bot:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(s.db_url)
-        await self.store.create_all()
+        await self.store.upgrade()  # first: a database newer than the code stops the start here
         # Commands hold a thread each for their whole run: room for every task plus engine calls.
         self.sandboxes = DockerSandboxes(s, instance=instance_label(s), max_workers=s.max_tasks + 8)
         self.git = GitRunner()
         self.models = Models(s)
-        self.bus = EventBus(self.store)
-        mirrors = Mirrors(s.mirrors_dir, self.git, github_token=s.github_token)
-        ctx = RunContext(s, self.store, self.bus, self.sandboxes, Workspaces(s.workspaces_dir, self.git),
-                         self.models, RepoOps(s, self.store, mirrors))
+        self.bus = EventBus(self.store, redactor=Redactor(s.secrets()))
+        mirrors = Mirrors(s.mirrors_dir, self.git, github_token=s.github_token, data_dir=s.data_dir)
+        self.disks = WorkspaceDisks(s.workspaces_dir, quota_bytes=s.size("workspace_quota"),
+                                    mode=s.workspace_quota_mode, tmp_dir=s.tmp_dir)
+        ctx = RunContext(s, self.store, self.bus, self.sandboxes, self.disks, self.git, Results(self.git, s.tmp_dir),
+                         self.models, RepoOps(s, self.store, mirrors), instance=instance_label(s),
+                         egress_allow=egress_allowlist(s))
         self.runs = RunManager(ctx, run_worker=self.worker, recover=not self.exclusive)
         if self.exclusive:
             self.runs.only = set()
@@ -149,6 +162,7 @@ class Bot:
         await self.background.close()
         await self.models.close()
         await self.sandboxes.aclose()
+        self.disks.close()
         self.git.close()
         await self.store.aclose()
 

@@ -10,6 +10,7 @@ import aiohttp
 
 from .app import instance_label
 from .sandbox import DockerSandboxes
+from .sandbox.build import recipe_hash
 from .settings import Settings
 from .store import Store
 
@@ -80,7 +81,10 @@ def _checks(s: Settings) -> list[tuple[str, Check]]:
             if not await sandboxes.image_exists():
                 raise RuntimeError(f"Docker is up, but the image {s.sandbox_image} is missing: "
                                    "run `slackbot sandbox build`")
-            return f"engine reachable; image {s.sandbox_image} present"
+            if await sandboxes.image_recipe() != recipe_hash():
+                raise RuntimeError(f"the image {s.sandbox_image} was built from another version's recipe: "
+                                   "run `slackbot sandbox build` again")
+            return f"engine reachable; image {s.sandbox_image} present and current"
         finally:
             await sandboxes.aclose()
 
@@ -88,11 +92,12 @@ def _checks(s: Settings) -> list[tuple[str, Check]]:
         s.data_dir.mkdir(parents=True, exist_ok=True)
         store = Store(s.db_url)
         try:
-            await store.create_all()
+            found = await store.upgrade()
             await store.ping()
         finally:
             await store.aclose()
-        return s.db_url.split("@")[-1]
+        moved = f"upgraded from {found.current or 'empty'} to" if not found.at_head else "at"
+        return f"{s.db_url.split('@')[-1]}, schema {moved} {found.head}"
 
     return [("tokens", tokens), ("Slack", slack), ("model endpoint", model), ("Docker", docker),
             ("database", database)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -40,6 +41,26 @@ class Settings(BaseSettings):
     sandbox_pids: int = Field(512, alias="SLACKBOT_SANDBOX_PIDS")
     docker_timeout_s: float = Field(60.0, alias="SLACKBOT_DOCKER_TIMEOUT_S",
                                     description="Bound on one docker engine call (not on a command).")
+    sandbox_tmp: str = Field("512m", alias="SLACKBOT_SANDBOX_TMP", description="Size of the tmpfs at /tmp.")
+    sandbox_subnets: str = Field("10.213.0.0/16", alias="SLACKBOT_SANDBOX_SUBNETS",
+                                 description="Addresses for per-task networks (a /28 each).")
+    egress_allow: str = Field("", alias="SLACKBOT_EGRESS_ALLOW", description=(
+        "Destinations sandboxes with network may reach (hosts, *.domains, host:port, CIDRs); empty: "
+        "derived from this machine's pip, npm and apt configuration."))
+    egress_network: str = Field("bridge", alias="SLACKBOT_EGRESS_NETWORK",
+                                description="The Docker network the egress proxy reaches the outside through.")
+    egress_image: str = Field("", alias="SLACKBOT_EGRESS_IMAGE", description="Empty: the sandbox image.")
+
+    # Workspaces and results
+    workspace_quota: str = Field("10g", alias="SLACKBOT_WORKSPACE_QUOTA", description="Disk per workspace.")
+    workspace_quota_mode: str = Field("auto", alias="SLACKBOT_WORKSPACE_QUOTA_MODE", description=(
+        "loop: a loop-mounted filesystem per workspace (needs root); watch: a watcher stops the task; "
+        "auto: loop when root, else watch."))
+    disk_reserve: str = Field("2g", alias="SLACKBOT_DISK_RESERVE",
+                              description="Tasks do not start with less free space in the data directory.")
+    result_max: str = Field("512m", alias="SLACKBOT_RESULT_MAX", description="Largest result bundle taken in.")
+    max_file: str = Field("50m", alias="SLACKBOT_MAX_FILE",
+                          description="Files larger than this are left out of the commit.")
 
     # Agent limits (per task)
     max_steps: int = Field(50, alias="SLACKBOT_MAX_STEPS")
@@ -71,6 +92,23 @@ class Settings(BaseSettings):
             raise ValueError("SLACKBOT_MODEL_API must be 'chat' or 'responses'")
         return value
 
+    @field_validator("workspace_quota", "disk_reserve", "result_max", "max_file", "sandbox_tmp")
+    @classmethod
+    def _check_size(cls, value: str) -> str:
+        parse_size(value)
+        return value
+
+    @field_validator("workspace_quota_mode")
+    @classmethod
+    def _check_quota_mode(cls, value: str) -> str:
+        if value not in ("auto", "loop", "watch"):
+            raise ValueError("SLACKBOT_WORKSPACE_QUOTA_MODE must be auto, loop or watch")
+        return value
+
+    def size(self, name: str) -> int:
+        """A size setting in bytes."""
+        return parse_size(getattr(self, name))
+
     @property
     def admin_ids(self) -> frozenset[str]:
         return frozenset(a.strip() for a in self.admins.split(",") if a.strip())
@@ -87,7 +125,27 @@ class Settings(BaseSettings):
     def mirrors_dir(self) -> Path:
         return (self.data_dir / "mirrors").resolve()
 
+    @property
+    def scratch_dir(self) -> Path:
+        return (self.data_dir / "scratch").resolve()
+
+    @property
+    def tmp_dir(self) -> Path:
+        """Host-only scratch space (incoming bundles); never mounted into a sandbox."""
+        return (self.data_dir / "tmp").resolve()
+
     def secrets(self) -> list[str]:
         """Values that must never appear in logs, Slack or the sandbox."""
         return [s for s in (self.slack_bot_token, self.slack_app_token, self.slack_signing_secret,
                             self.openai_api_key, self.github_token) if s]
+
+
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """`512m`, `10g`, `10GiB`, `2048` (bytes): binary units."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", text.lower())
+    if not match:
+        raise ValueError(f"{text!r} is not a size (for example 512m or 10g)")
+    return int(float(match.group(1)) * _UNITS[match.group(2)])

@@ -13,6 +13,7 @@ from tests.conftest import make_settings
 from tests.fakes import shell, text
 from tests.fakes.github import FakeGitHub
 from tests.helpers import block_text, bot_messages, mention, reply, wait_final
+from tests.slack_actions import button, command as slash, press as press_button
 
 
 def git(*args: str, cwd: Path | None = None) -> str:
@@ -39,24 +40,12 @@ def make_remote(tmp: Path, name: str = "app") -> Path:
 
 
 async def command(slack, text_: str, user: str = "UADMIN", channel: str = "C1") -> str:
-    before = len(slack.responses)
-    envelope = await slack.socket_send("slash_commands", slack.slash_command_payload("/agent", text_, user, channel))
-    await slack.wait_ack(envelope)
-    await slack.wait_for(lambda: len(slack.responses) > before, timeout=30)
-    return slack.responses[-1]["body"].get("text", "")
+    return await slash(slack, text_, user=user, channel=channel)
 
 
 async def press(slack, action_id: str, value: str, user: str, channel: str, message: dict, thread_ts: str) -> None:
-    payload = slack.block_action_payload(action_id, value, user, channel, message["ts"], thread_ts=thread_ts)
-    await slack.wait_ack(await slack.socket_send("interactive", payload))
-
-
-def button(message: dict, action_id: str) -> dict | None:
-    for b in message.get("blocks") or []:
-        for e in b.get("elements") or []:
-            if isinstance(e, dict) and e.get("action_id") == action_id:
-                return e
-    return None
+    await press_button(slack, action_id, value, user=user, channel=channel, message_ts=message["ts"],
+                       thread_ts=thread_ts)
 
 
 @pytest.fixture
@@ -115,7 +104,7 @@ async def test_override_by_name_url_and_branch(slack, model, admin_settings, tmp
         assert "RELEASE" in out and "slackbot/on-other-" in out
         model.script_for("by-url", [shell("git log --oneline | wc -l"), text("ok")])
         refused = await mention(slack, f"repo={app} not-for-you")
-        await slack.wait_for(lambda: any("Only admins can use a local path" in block_text(m)
+        await slack.wait_for(lambda: any("Only admins can use that kind of repository URL" in block_text(m)
                                          for m in bot_messages(slack, "C1", refused)), timeout=15)
         ts = await mention(slack, f"repo={app} by-url", user="UADMIN")
         await wait_final(slack, "C1", ts)

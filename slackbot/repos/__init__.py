@@ -1,10 +1,11 @@
-"""Host-side git: workspaces, mirrors, commits and pushes. Credentials never leave the host."""
+"""Host-side git on host-only repositories (mirrors, scratch and throwaway repositories), the scripts
+that do git work inside containers, and the GitHub client. Credentials never leave the host."""
 
 from .errors import RepoError
 from .git_env import GitRunner
 from .github import GitHub, GitHubError
-from .mirror import Checkout, Mirrors, branch_name
-from .workspace import CommitResult, Workspaces
+from .mirror import Mirrors, Resolved, branch_name
+from .results import Changes, Results, ResultRefused, ensure_scratch, thread_ref
 
-__all__ = ["Checkout", "CommitResult", "GitHub", "GitHubError", "GitRunner", "Mirrors", "RepoError", "Workspaces",
-           "branch_name"]
+__all__ = ["Changes", "GitHub", "GitHubError", "GitRunner", "Mirrors", "RepoError", "Resolved", "ResultRefused",
+           "Results", "branch_name", "ensure_scratch", "thread_ref"]

@@ -1,8 +1,8 @@
-"""Host-side git: every call on a bounded executor, and workspaces trusted despite their owner.
+"""Host-side git: one way to run it, always with a timeout, an executor of its own, and an environment
+that carries what fetches and pushes need but none of the bot's tokens.
 
-A workspace is written by the sandbox, so its `.git/config`, hooks and `.gitattributes` are untrusted input.
-Host git on a workspace therefore runs with command-scope overrides (environment config beats the
-repository's own) that switch off everything that would run a program or reach outside the checkout.
+Host git only ever runs on host-only repositories (mirrors, scratch repositories, throwaway
+repositories an incoming result is unbundled into). It never runs inside a workspace.
 """
 
 from __future__ import annotations
@@ -10,85 +10,126 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TypeVar
 
-import git
-
-from .errors import GitFailed, RepoError
+from .errors import GitFailed
 
 T = TypeVar("T")
 
-# Workspaces belong to the sandbox user; host git would refuse them as "dubious ownership".
-BASE_CONFIG = [("safe.directory", "*")]
+# What git (and the ssh or credential helper it starts) may need from the bot's environment.
+PASSED_ENV = (
+    "PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "TZ", "XDG_CONFIG_HOME",
+    "SSH_AUTH_SOCK", "SSH_AGENT_PID", "GIT_SSH", "GIT_SSH_COMMAND", "GIT_SSH_VARIANT", "SSH_ASKPASS",
+    "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "GIT_SSL_CAINFO", "GIT_SSL_CAPATH", "CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE",
+)
 
-# Things a sandbox could plant in the checkout's config to run programs on the host.
+# Nothing a repository or the network can use to start a program on the host.
 HARDENED_CONFIG = [
     ("core.fsmonitor", "false"),
     ("core.hooksPath", "/dev/null"),
     ("commit.gpgSign", "false"),
     ("tag.gpgSign", "false"),
-    ("core.sshCommand", "ssh"),
-    ("credential.helper", ""),
     ("gc.auto", "0"),
     ("maintenance.auto", "false"),
+    ("protocol.ext.allow", "never"),
+    ("protocol.fd.allow", "never"),
 ]
 
 
 def config_env(pairs: list[tuple[str, str]]) -> dict[str, str]:
     """Git configuration passed through the environment (command scope; never written to a file)."""
-    env = {"GIT_CONFIG_COUNT": str(len(pairs)), "GIT_TERMINAL_PROMPT": "0"}
+    env = {"GIT_CONFIG_COUNT": str(len(pairs))}
     for i, (key, value) in enumerate(pairs):
         env[f"GIT_CONFIG_KEY_{i}"] = key
         env[f"GIT_CONFIG_VALUE_{i}"] = value
     return env
 
 
-SAFE_ENV = config_env(BASE_CONFIG)
+def host_env(extra: Mapping[str, str] | None = None, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a host git process: passed names only, never a token of the bot's."""
+    source = os.environ if base is None else base
+    env = {k: source[k] for k in PASSED_ENV if k in source}
+    env.update({"LC_ALL": "C", "LANGUAGE": "C", "GIT_TERMINAL_PROMPT": "0"})
+    env.update(extra or {})
+    return env
 
 
-def open_repo(path: Path | str) -> git.Repo:
-    """A workspace repository whose git commands cannot be steered by what the sandbox wrote into `.git`."""
-    path = Path(path)
-    dot_git = path / ".git"
-    if dot_git.is_symlink() or not dot_git.is_dir():
-        raise RepoError(f"The workspace {path.name} is not a plain git checkout any more.")
-    repo = git.Repo(path)
-    pairs = BASE_CONFIG + HARDENED_CONFIG + _filter_overrides(path)
-    # GIT_DIR/GIT_WORK_TREE beat core.worktree, which could otherwise point `git add -A` at host files.
-    repo.git.update_environment(GIT_DIR=str(dot_git), GIT_WORK_TREE=str(path), **config_env(pairs))
-    return repo
-
-
-def _filter_overrides(path: Path) -> list[tuple[str, str]]:
-    """Empties every clean/smudge/process filter the checkout configures (`git add` would run them)."""
-    try:
-        listed = run_git(["config", "--name-only", "--get-regexp", r"^filter\."], cwd=path,
-                         env={**SAFE_ENV, "GIT_DIR": str(path / ".git")}, timeout_s=30)
-    except GitFailed:  # exit 1: no filters configured
-        return []
-    names = {line.split(".", 1)[1].rsplit(".", 1)[0] for line in listed.splitlines() if line.count(".") >= 2}
-    pairs = []
-    for name in sorted(names):
-        pairs += [(f"filter.{name}.clean", ""), (f"filter.{name}.smudge", ""), (f"filter.{name}.process", ""),
-                  (f"filter.{name}.required", "false")]
-    return pairs
-
-
-def run_git(args: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
-            timeout_s: float = 300.0) -> str:
+def run_git(args: list[str], *, cwd: os.PathLike[str] | str | None = None, env: Mapping[str, str] | None = None,
+            timeout_s: float = 300.0, stdin_path: str | None = None) -> str:
     """Runs git (blocking: call through GitRunner.run); returns stdout, raises GitFailed with stderr."""
-    full_env = {**os.environ, "LC_ALL": "C", "LANGUAGE": "C", "GIT_TERMINAL_PROMPT": "0", **(env or {})}
+    return run_git_capped(args, cwd=cwd, env=env, timeout_s=timeout_s, stdin_path=stdin_path)[0]
+
+
+def run_git_capped(args: list[str], *, cwd: os.PathLike[str] | str | None = None,
+                   env: Mapping[str, str] | None = None, timeout_s: float = 300.0, stdin_path: str | None = None,
+                   cap: int | None = None) -> tuple[str, bool]:
+    """Like run_git, reading at most `cap` bytes of stdout (the rest is dropped; the flag says so)."""
+    config = config_env(HARDENED_CONFIG + _extra_pairs(env))
+    full_env = host_env({**(env or {}), **config})
+    stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
     try:
-        done = subprocess.run(["git", *args], check=False, cwd=cwd, env=full_env, capture_output=True, text=True,
-                              errors="replace", timeout=timeout_s, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as exc:
-        raise GitFailed(args, -1, f"fatal: timed out after {timeout_s:.0f} s") from exc
-    if done.returncode != 0:
-        raise GitFailed(args, done.returncode, done.stderr, done.stdout)
-    return done.stdout
+        proc = subprocess.Popen(["git", *args], cwd=cwd, env=full_env, stdin=stdin, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+    finally:
+        if stdin_path:
+            stdin.close()  # type: ignore[union-attr]
+    killed = threading.Event()
+
+    def kill() -> None:
+        killed.set()
+        proc.kill()
+
+    timer = threading.Timer(timeout_s, kill)
+    timer.start()
+    try:
+        if cap is None:
+            out, err = proc.communicate()
+            truncated = False
+        else:
+            out, err, truncated = _read_capped(proc, cap)
+    finally:
+        timer.cancel()
+    if killed.is_set():
+        raise GitFailed(args, -1, f"fatal: timed out after {timeout_s:.0f} s")
+    stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
+    if proc.returncode != 0 and not truncated:
+        raise GitFailed(args, proc.returncode, stderr, stdout)
+    return stdout, truncated
+
+
+def _extra_pairs(env: Mapping[str, str] | None) -> list[tuple[str, str]]:
+    """Callers pass their own GIT_CONFIG_* pairs in `env`: merge them after ours."""
+    if not env or "GIT_CONFIG_COUNT" not in env:
+        return []
+    count = int(env["GIT_CONFIG_COUNT"])
+    return [(env[f"GIT_CONFIG_KEY_{i}"], env[f"GIT_CONFIG_VALUE_{i}"]) for i in range(count)]
+
+
+def _read_capped(proc: subprocess.Popen[bytes], cap: int) -> tuple[bytes, bytes, bool]:
+    assert proc.stdout is not None and proc.stderr is not None
+    stderr = proc.stderr
+    err_chunks: list[bytes] = []
+
+    def drain() -> None:  # keeps the first MiB, reads the rest away so git never blocks on it
+        while chunk := stderr.read(65536):
+            if sum(map(len, err_chunks)) < 1 << 20:
+                err_chunks.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    out = proc.stdout.read(cap + 1)
+    truncated = len(out) > cap
+    if truncated:
+        proc.kill()
+    proc.wait()
+    reader.join(timeout=5)
+    proc.stdout.close()
+    stderr.close()
+    return out[:cap], b"".join(err_chunks), truncated
 
 
 class GitRunner:
@@ -98,7 +139,7 @@ class GitRunner:
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         loop = asyncio.get_running_loop()
-        async with asyncio.timeout(self.timeout_s):
+        async with asyncio.timeout(self.timeout_s + 30):
             return await loop.run_in_executor(self._executor, fn, *args)
 
     def close(self) -> None:

@@ -1,10 +1,11 @@
-"""Bare mirrors of linked repositories on the host, checkouts made from them, and pushes back.
+"""Bare mirrors of repositories on the host: cloned once, fetched afterwards, pushed from.
 
-A mirror is cloned once and fetched afterwards, so a second thread on the same repository only pays for what
-changed. Checkouts are copies (`clone --local --no-hardlinks`): the sandbox gets a self-contained `.git` with no
-path back to the host and no inode shared with the mirror, which it could otherwise chmod and rewrite.
-Credentials are used only here, on the host, through environment-scoped git config: nothing is written to a
-config file, a remote URL or the checkout.
+A mirror is host-only: no sandbox ever writes it. Containers clone from it through a read-only
+mount; results come back as bundles (see results.py) into `refs/slackbot/threads/<id>`, a namespace
+the mirror's `--prune` fetch leaves alone and its upload-pack hides. Credentials are used only
+here, through environment-scoped git config: nothing is written to a config file or a remote URL.
+A non-admin's ad-hoc URL gets a mirror of its own (under `adhoc/`), fetched without credentials,
+so it can never read an admin's mirror of the same URL.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-import shlex
 import shutil
 import unicodedata
 import uuid
@@ -21,162 +21,132 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .errors import GitFailed, RepoError, basic_auth, display_url, redact, short_stderr
-from .git_env import BASE_CONFIG, HARDENED_CONFIG, GitRunner, config_env, run_git
-from .workspace import BOT_EMAIL, BOT_NAME
+from .git_env import GitRunner, config_env, run_git
+from .urls import Pin, check_public_https, refuse_data_dir
 
 # ext:: and fd:: would run commands; everything else a linked URL may use.
 ALLOWED_PROTOCOLS = "file:git:http:https:ssh"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+HIDDEN = "refs/slackbot"
 
 
 @dataclass(frozen=True)
-class Checkout:
+class Resolved:
+    mirror: Path
     base_branch: str
     base_sha: str
-    branch: str
 
 
 class Mirrors:
     def __init__(self, root: Path, runner: GitRunner, *, github_token: str = "",
-                 token_hosts: tuple[str, ...] = ("github.com",)) -> None:
+                 token_hosts: tuple[str, ...] = ("github.com",), data_dir: Path | None = None) -> None:
         """`token_hosts`: hosts (host[:port]) whose HTTPS remotes get `github_token`."""
         self.root = root
         self.runner = runner
+        self.data_dir = data_dir or root.parent
         self._token = github_token
         self._token_hosts = token_hosts
         self._locks: dict[str, asyncio.Lock] = {}
 
-    def path_for(self, url: str) -> Path:
+    def path_for(self, url: str, trusted: bool = True) -> Path:
         key = _key(url)
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
         name = key.lower().rsplit("/", 1)[-1].removesuffix(".git")
         slug = re.sub(r"[^a-z0-9]+", "-", name).strip("-")
-        return self.root / f"{slug[:40] or 'repo'}-{digest}.git"
+        return (self.root if trusted else self.root / "adhoc") / f"{slug[:40] or 'repo'}-{digest}.git"
 
-    async def check(self, *, url: str, branch: str | None = None) -> str:
+    async def check(self, *, url: str, branch: str | None = None, trusted: bool = True) -> str:
         """Updates the mirror; returns the base branch (`branch`, else the default one) or raises RepoError."""
-        async with self._lock(url):
-            mirror = await self.runner.run(self._update, url)
-            name, _ = await self.runner.run(self._resolve, mirror, url, branch)
-            return name
+        return (await self.update(url=url, branch=branch, trusted=trusted)).base_branch
 
-    async def prepare(self, *, url: str, branch: str | None, dest: Path, new_branch: str) -> Checkout:
-        """The thread's checkout at `dest` on `new_branch`, made from the base branch; reused if already there."""
-        found = await self.existing(dest)
-        if found is not None:
-            return found
-        _check_branch(new_branch)
-        async with self._lock(url):
-            mirror = await self.runner.run(self._update, url)
-            base, sha = await self.runner.run(self._resolve, mirror, url, branch)
-            await self.runner.run(self._checkout, mirror, url, base, sha, dest, new_branch)
-        return Checkout(base, sha, new_branch)
+    async def update(self, *, url: str, branch: str | None, trusted: bool = True) -> Resolved:
+        """Fetches (or first clones) the mirror and resolves the base branch to a commit."""
+        if branch:
+            _check_branch(branch)
+        refuse_data_dir(url, self.data_dir)
+        pin = None if trusted else await self.runner.run(check_public_https, url)
+        async with self.lock(url, trusted):
+            mirror = await self.runner.run(self._update, url, trusted, pin)
+            name, sha = await self.runner.run(self._resolve, mirror, url, branch, trusted, pin)
+        return Resolved(mirror, name, sha)
 
-    async def existing(self, dest: Path) -> Checkout | None:
-        """What a checkout made earlier (a follow-up task in the same thread) is on; None if there is none."""
-        return await self.runner.run(_read_checkout, dest)
+    async def refusal(self, url: str, trusted: bool) -> str:
+        """Why `url` may not be used this way ("" when it may), without fetching anything."""
+        try:
+            refuse_data_dir(url, self.data_dir)
+            if not trusted:
+                await self.runner.run(check_public_https, url)
+        except RepoError as exc:
+            return str(exc)
+        return ""
 
-    async def push(self, *, path: Path, url: str, branch: str) -> None:
-        """Pushes `branch` of the checkout at `path` to `url`; RepoError with git's reason when refused."""
+    async def push(self, *, url: str, ref: str, branch: str) -> None:
+        """Pushes the mirror's `ref` to `refs/heads/<branch>` of `url`; RepoError with git's reason."""
         _check_branch(branch)
-        async with self._lock(url):
-            await self.runner.run(self._push, path, url, branch)
+        async with self.lock(url, True):
+            await self.runner.run(self._push, url, ref, branch)
+
+    def lock(self, url: str, trusted: bool = True) -> asyncio.Lock:
+        return self._locks.setdefault(f"{trusted}:{_key(url)}", asyncio.Lock())
 
     # --- blocking parts (on the runner's executor) ---
 
-    def _update(self, url: str) -> Path:
+    def _update(self, url: str, trusted: bool, pin: Pin | None) -> Path:
         """Fetches into the mirror, or clones it the first time (into a temporary name, so a failed clone
         leaves nothing half-made behind)."""
-        path = self.path_for(url)
+        path = self.path_for(url, trusted)
         if (path / "HEAD").is_file():
-            # "origin" (the same URL) so the mirror's refspecs apply; --prune drops deleted branches.
-            self._git(["fetch", "--prune", "--quiet", "origin"], url, cwd=path)
+            # "origin" (the same URL) so the mirror's refspecs apply; --prune drops deleted branches
+            # and never touches refs/slackbot/*, which no refspec names.
+            self._git(["fetch", "--prune", "--quiet", "origin"], url, trusted, pin, cwd=path)
+            run_git(["config", "uploadpack.hideRefs", HIDDEN], cwd=path)  # mirrors of the first release
             return path
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex[:8]}")
         try:
             # --bare, not --mirror: a mirror would also take refs/pull/* from GitHub.
-            self._git(["clone", "--bare", "--quiet", "--", url, str(tmp)], url)
+            self._git(["clone", "--bare", "--quiet", "--", url, str(tmp)], url, trusted, pin)
             for refspec in ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"):
                 run_git(["config", "--add", "remote.origin.fetch", refspec], cwd=tmp)
-            # A detached gc could delete packs while a checkout copies them.
+            # Clones for sandboxes never see the threads' results; a detached gc could delete packs
+            # while a clone reads them.
+            run_git(["config", "uploadpack.hideRefs", HIDDEN], cwd=tmp)
             run_git(["config", "gc.autoDetach", "false"], cwd=tmp)
             tmp.rename(path)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return path
 
-    def _resolve(self, mirror: Path, url: str, branch: str | None) -> tuple[str, str]:
+    def _resolve(self, mirror: Path, url: str, branch: str | None, trusted: bool, pin: Pin | None) -> tuple[str, str]:
         if branch:
-            _check_branch(branch)
-            sha = _rev(mirror, f"refs/heads/{branch}")
+            sha = rev(mirror, f"refs/heads/{branch}")
             if not sha:
                 raise RepoError(f"The branch `{branch}` does not exist in {display_url(url)}.")
             return branch, sha
         head = _default_ref(mirror)
-        if not _rev(mirror, head):
+        if not rev(mirror, head):
             # The remote's default branch may have changed since the clone: ask it again.
-            out = self._git(["ls-remote", "--symref", "--", url, "HEAD"], url, cwd=mirror)
+            out = self._git(["ls-remote", "--symref", "--", url, "HEAD"], url, trusted, pin, cwd=mirror)
             found = re.search(r"^ref: (refs/heads/\S+)\tHEAD", out, re.MULTILINE)
             if found:
                 head = found.group(1)
                 run_git(["symbolic-ref", "HEAD", head], cwd=mirror)
-        sha = _rev(mirror, head)
+        sha = rev(mirror, head)
         if not sha:
             if not run_git(["for-each-ref", "--count=1", "refs/heads"], cwd=mirror).strip():
                 raise RepoError(f"The repository {display_url(url)} has no branches yet.")
             raise RepoError(f"I could not tell the default branch of {display_url(url)}: name one with branch=NAME.")
         return head.removeprefix("refs/heads/"), sha
 
-    def _checkout(self, mirror: Path, url: str, base: str, sha: str, dest: Path, new_branch: str) -> None:
-        if dest.exists() and any(dest.iterdir()):
-            raise RepoError(f"The workspace {dest.name} already has files but is not a git checkout.")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}")
+    def _push(self, url: str, ref: str, branch: str) -> None:
+        mirror = self.path_for(url)
+        if not rev(mirror, ref):
+            raise RepoError(f"There is nothing to push for `{branch}` yet.")
         try:
-            run_git(["clone", "--local", "--no-hardlinks", "--quiet", "--branch", base, "--", str(mirror),
-                     str(tmp)], timeout_s=self.runner.timeout_s)
-            # origin names the real repository (without any user:password), never the mirror's host path.
-            run_git(["remote", "set-url", "origin", display_url(url)], cwd=tmp)
-            run_git(["checkout", "--quiet", "-b", new_branch, sha], cwd=tmp)
-            for key, value in (("user.name", BOT_NAME), ("user.email", BOT_EMAIL),
-                               ("slackbot.baseBranch", base), ("slackbot.baseSha", sha)):
-                run_git(["config", key, value], cwd=tmp)
-            # The clone's reflog says "clone: from <mirror path>": the sandbox has no business knowing it.
-            shutil.rmtree(tmp / ".git" / "logs", ignore_errors=True)
-            if dest.exists():
-                dest.rmdir()
-            tmp.rename(dest)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-    def _push(self, path: Path, url: str, branch: str) -> None:
-        dot_git = path / ".git"
-        if dot_git.is_symlink() or not dot_git.is_dir():
-            raise RepoError(f"There is no checkout to push at {path.name}.")
-        mirror = self._update(url) if not (self.path_for(url) / "HEAD").is_file() else self.path_for(url)
-        # Git never runs inside the sandbox-written checkout with network or credentials: the mirror (ours)
-        # takes the branch from it, then pushes with our config.
-        staged = f"refs/slackbot/push/{uuid.uuid4().hex[:12]}"
-        env = config_env(BASE_CONFIG + HARDENED_CONFIG)
-        try:
-            try:
-                # A local fetch runs upload-pack without our environment config, so it gets its own
-                # safe.directory: the checkout belongs to the sandbox's uid.
-                upload_pack = "git -c " + shlex.quote(f"safe.directory={dot_git}") + " upload-pack"
-                run_git(["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", f"--upload-pack={upload_pack}",
-                         "--", str(dot_git), f"+refs/heads/{branch}:{staged}"], cwd=mirror, env=env,
-                        timeout_s=self.runner.timeout_s)
-            except GitFailed as exc:
-                raise RepoError(f"The branch `{branch}` is not in the workspace: "
-                                f"{short_stderr(exc.stderr, self._secrets())}") from exc
-            try:
-                self._git(["push", "--porcelain", "--", url, f"{staged}:refs/heads/{branch}"], url, cwd=mirror,
-                          words=False)
-            except GitFailed as exc:
-                raise RepoError(self._push_failure(exc, url)) from exc
-        finally:
-            run_git(["update-ref", "-d", staged], cwd=mirror)
+            self._git(["push", "--porcelain", "--", url, f"{ref}:refs/heads/{branch}"], url, True, None,
+                      cwd=mirror, words=False)
+        except GitFailed as exc:
+            raise RepoError(self._push_failure(exc, url)) from exc
 
     def _push_failure(self, exc: GitFailed, url: str) -> str:
         # --porcelain: "!\t<src>:<dst>\t[rejected] (non-fast-forward)"; hook output arrives as "remote: …".
@@ -193,18 +163,24 @@ class Mirrors:
             reason += " — the remote said: " + " ".join(said)[:400]
         return "The push was rejected: " + redact(reason, self._secrets())
 
-    def _git(self, args: list[str], url: str, *, cwd: Path | None = None, words: bool = True) -> str:
-        """A git command that talks to `url`, with credentials; failures become RepoError (unless words=False)."""
+    def _git(self, args: list[str], url: str, trusted: bool, pin: Pin | None, *, cwd: Path | None = None,
+             words: bool = True) -> str:
+        """A git command that talks to `url`; failures become RepoError (unless words=False)."""
         try:
-            return run_git(args, cwd=cwd, env=self._net_env(url), timeout_s=self.runner.timeout_s)
+            return run_git(args, cwd=cwd, env=self._net_env(url, trusted, pin), timeout_s=self.runner.timeout_s)
         except GitFailed as exc:
             if not words:
                 raise
             reason = short_stderr(exc.stderr, self._secrets())
             raise RepoError(f"I could not reach the repository {display_url(url)}: {reason}") from exc
 
-    def _net_env(self, url: str) -> dict[str, str]:
-        pairs = list(BASE_CONFIG)
+    def _net_env(self, url: str, trusted: bool, pin: Pin | None) -> dict[str, str]:
+        if not trusted:
+            # No credential of the bot's: no helper, no token, no ssh; only the checked address.
+            pairs = [("credential.helper", ""), ("core.askPass", "/bin/false"), *(pin.config() if pin else [])]
+            return {**config_env(pairs), "GIT_ALLOW_PROTOCOL": "https", "GIT_ASKPASS": "/bin/false",
+                    "SSH_ASKPASS": "/bin/false"}
+        pairs: list[tuple[str, str]] = []
         parts = urlsplit(url) if "://" in url else None
         if self._token and parts and parts.netloc.rsplit("@", 1)[-1] in self._token_hosts and (
                 parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK)):
@@ -216,9 +192,6 @@ class Mirrors:
 
     def _secrets(self) -> tuple[str, ...]:
         return (self._token,) if self._token else ()
-
-    def _lock(self, url: str) -> asyncio.Lock:
-        return self._locks.setdefault(_key(url), asyncio.Lock())
 
 
 def branch_name(prefix: str, text: str, task_id: int) -> str:
@@ -254,7 +227,8 @@ def _key(url: str) -> str:
     return url.strip().rstrip("/")
 
 
-def _rev(repo: Path, ref: str) -> str:
+def rev(repo: Path, ref: str) -> str:
+    """The commit `ref` names in a host-only repository, or ""."""
     try:
         return run_git(["rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}"],
                        cwd=repo).strip()
@@ -267,21 +241,3 @@ def _default_ref(mirror: Path) -> str:
         return run_git(["symbolic-ref", "--quiet", "HEAD"], cwd=mirror).strip()
     except GitFailed:
         return ""
-
-
-def _read_checkout(dest: Path) -> Checkout | None:
-    dot_git = dest / ".git"
-    if dot_git.is_symlink() or not dot_git.is_dir():
-        return None
-    env = {**config_env(BASE_CONFIG + HARDENED_CONFIG), "GIT_DIR": str(dot_git)}
-
-    def read(*args: str) -> str:
-        try:
-            return run_git(list(args), cwd=dest, env=env, timeout_s=30).strip()
-        except GitFailed:
-            return ""
-
-    if not read("rev-parse", "--verify", "--quiet", "HEAD"):
-        return None
-    return Checkout(read("config", "slackbot.baseBranch"), read("config", "slackbot.baseSha"),
-                    read("symbolic-ref", "--quiet", "--short", "HEAD"))

@@ -2,6 +2,6 @@
 
 from .bus import EventBus
 from .manager import RunManager
-from .worker import RunContext
+from .task_run import RunContext
 
 __all__ = ["EventBus", "RunContext", "RunManager"]

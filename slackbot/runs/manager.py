@@ -12,10 +12,10 @@ import os
 import socket
 from typing import Any
 
-from ..protocol import TaskFinished, TaskProgress, TaskQueued, TaskRef
+from ..protocol import TaskFinished, TaskProgress, TaskQueued, TaskRef, Usage, event_from_dict
 from ..store import AgentThread, Limits, Task
 from ..store.models import utcnow
-from .worker import RunContext, execute, task_ref
+from .task_run import RunContext, execute, task_ref
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +65,8 @@ class RunManager:
         for task in await self.store.tasks_with_status("running"):
             await self._quietly(self.ctx.sandboxes.remove_task(task.id), f"remove the sandbox of #{task.id}")
             await self.store.update_task(task.id, status="interrupted", finished_at=utcnow(),
-                                         error="interrupted by a restart")
-            thread = await self.store.get_thread(task.thread_id)
-            if thread:
-                await self.bus.emit(task_ref(task, thread), TaskFinished(
-                    status="interrupted", error="interrupted by a restart"))
+                                         error="interrupted by a restart", announced=False)
+        await self._announce_leftovers()
         for task in await self.store.tasks_with_status("pending"):
             await self.store.update_task(task.id, status="queued", queued_at=utcnow())
         await self._quietly(self.store.prune_seen(), "prune old delivery ids")
@@ -77,6 +74,19 @@ class RunManager:
         if reaped:
             log.info("removed %d leftover sandbox containers", len(reaped))
         self._wake.set()
+
+    async def _announce_leftovers(self) -> None:
+        """A task marked final whose final message never went out (a crash between the two) gets it now."""
+        for task in await self.store.unannounced_tasks():
+            thread = await self.store.get_thread(task.thread_id)
+            if thread is None:
+                continue
+            stored = await self.store.last_event(task.id, "task.finished")
+            event = event_from_dict(stored) if stored else TaskFinished(
+                status=task.status, answer=task.answer, error=task.error, stopped_by=task.stopped_by,  # type: ignore[arg-type]
+                usage=Usage(task.input_tokens, task.cached_input_tokens, task.output_tokens))
+            await self.bus.emit(task_ref(task, thread), event)
+            await self.store.update_task(task.id, announced=True)
 
     @staticmethod
     async def _quietly(coro: Any, what: str) -> Any:
@@ -142,6 +152,10 @@ class RunManager:
     async def check_repo(self, url: str, branch: str = "") -> str:
         """Empty when the repository (and branch) can be reached; else what is wrong."""
         return await self.ctx.repo_ops.check(url, branch)
+
+    async def url_refusal(self, url: str, *, trusted: bool) -> str:
+        """Why a `repo=URL` may not be used (a non-admin's is `trusted=False`); "" when it may."""
+        return await self.ctx.repo_ops.refusal(url, trusted=trusted)
 
     async def push(self, task_id: int, *, by: str) -> str:
         task = await self.store.get_task(task_id)

@@ -1,13 +1,14 @@
-"""Repository work around tasks: checking a URL, preparing a thread's checkout, pushing and PRs.
-Everything here runs on the host, with the host's git credentials; nothing enters a sandbox."""
+"""Repository work around tasks: checking a URL, pushing a thread's branch and opening PRs.
+Everything here runs on the host, from host-only mirrors, with the host's git credentials; nothing
+enters a sandbox."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
-from ..repos import Mirrors, RepoError, branch_name
+from ..redact import Redactor
+from ..repos import Mirrors, RepoError, thread_ref
 from ..repos.github import GitHub, GitHubError
 from ..settings import Settings
 from ..store import AgentThread, RepoStore, Repository, Store, Task
@@ -29,33 +30,33 @@ class RepoOps:
         self.repos = RepoStore(store)
         self.mirrors = mirrors
 
-    async def check(self, url: str, branch: str = "") -> str:
-        """An empty string when the URL (and branch) can be fetched; else what is wrong, in words."""
+    async def check(self, url: str, branch: str = "", *, trusted: bool = True) -> str:
+        """An empty string when the URL (and branch) can be fetched; else what is wrong, in words.
+        `trusted=False` checks it as a non-admin's ad-hoc URL (public https, no credentials)."""
         try:
-            await self.mirrors.check(url=url, branch=branch or None)
+            await self.mirrors.check(url=url, branch=branch or None, trusted=trusted)
         except RepoError as exc:
             return str(exc)
         return ""
 
+    async def refusal(self, url: str, *, trusted: bool) -> str:
+        """Why a URL given in a mention may not be used ("" when it may); nothing is fetched."""
+        return await self.mirrors.refusal(url, trusted)
+
     async def repository(self, thread: AgentThread) -> Repository | None:
         return await self.repos.get(thread.repo_id) if thread.repo_id else None
-
-    async def prepare(self, thread: AgentThread, task: Task, dest: Path) -> AgentThread:
-        """The thread's checkout: made at its first task on a new branch, reused by follow-ups."""
-        if thread.branch and await self.mirrors.existing(dest) is not None:
-            return thread
-        branch = branch_name(self.settings.branch_prefix, task.prompt, task.id)
-        checkout = await self.mirrors.prepare(url=thread.repo_url, branch=thread.base_branch or None, dest=dest,
-                                              new_branch=branch)
-        return await self.store.update_thread(thread.id, branch=checkout.branch, base_branch=checkout.base_branch,
-                                              workspace=str(dest))
 
     async def push(self, thread: AgentThread, task: Task) -> PushResult:
         """Pushes the thread's branch; opens (or finds) the PR when tied to GitHub with a token."""
         if not thread.repo_url or not thread.branch:
             return PushResult("This thread has no repository branch to push.", ok=False)
+        if not thread.repo_trusted:
+            return PushResult("This thread works on a repository given by URL, which I fetch without "
+                              "credentials and never push to; the `.patch` above has the changes.", ok=False)
+        if not thread.tip_sha or thread.tip_sha == thread.base_sha:
+            return PushResult(f"`{thread.branch}` has no changes to push yet.", ok=False)
         try:
-            await self.mirrors.push(path=Path(thread.workspace), url=thread.repo_url, branch=thread.branch)
+            await self.mirrors.push(url=thread.repo_url, ref=thread_ref(thread.id), branch=thread.branch)
         except RepoError as exc:
             return PushResult(f"I could not push `{thread.branch}`: {exc}", ok=False)
         repo = await self.repository(thread)
@@ -66,9 +67,10 @@ class RepoOps:
             return PushResult(f"Pushed the branch `{thread.branch}` to {thread.repo_url}.")
         github = GitHub(self.settings.github_api_url, self.settings.github_token)
         try:
+            clean = Redactor(self.settings.secrets())  # GitHub is outside too
             url = await github.create_pull_request(
                 repo.github, head=thread.branch, base=thread.base_branch or repo.branch or "main",
-                title=_title(task), body=_body(task))
+                title=clean.text(_title(task)), body=clean.text(_body(task)))
         except GitHubError as exc:
             if not exc.existing_url:
                 return PushResult(f"Pushed `{thread.branch}`, but could not open a pull request: {exc}", ok=False)

@@ -1,0 +1,163 @@
+"""The git work that runs inside containers, next to a workspace the sandbox owns.
+
+Each function returns an argv and environment for a one-shot container step. The scripts are ours
+(passed in by the host, never read from the image or the workspace) and run with a clean
+environment: no `~/.gitconfig` (the home volume is the agent's), hooks and fsmonitor off.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .results import BOT_EMAIL, BOT_NAME, RESULT_HEAD
+
+RESULT_MARK = "SLACKBOT-RESULT "
+# Command-scope config beats whatever a (hostile) repository config says.
+SAFE_GIT = {
+    "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_TERMINAL_PROMPT": "0", "HOME": "/tmp",
+    "GIT_CONFIG_COUNT": "4",
+    "GIT_CONFIG_KEY_0": "core.hooksPath", "GIT_CONFIG_VALUE_0": "/dev/null",
+    "GIT_CONFIG_KEY_1": "core.fsmonitor", "GIT_CONFIG_VALUE_1": "false",
+    "GIT_CONFIG_KEY_2": "gc.auto", "GIT_CONFIG_VALUE_2": "0",
+    "GIT_CONFIG_KEY_3": "commit.gpgSign", "GIT_CONFIG_VALUE_3": "false",
+}
+
+CLONE = r"""set -eu
+# A first task that failed half way may have left files: start from an empty directory.
+find /workspace -mindepth 1 -maxdepth 1 -exec rm -rf -- {} +
+# --no-local: only objects reachable from the branches travel, never other threads' results.
+git clone -q --no-local --no-checkout -- /mirror /workspace
+cd /workspace
+if [ -n "$SB_ORIGIN" ]; then git remote set-url origin "$SB_ORIGIN"; else git remote remove origin; fi
+git checkout -q -b "$SB_BRANCH" "$SB_BASE"
+git config user.name "$SB_NAME"
+git config user.email "$SB_EMAIL"
+rm -rf .git/logs  # the reflog names the mirror's path
+"""
+
+HAND_IN = r"""set -eu
+cat > /tmp/in.bundle
+git -C /workspace fetch -q --no-tags --no-write-fetch-head /tmp/in.bundle "+$SB_REF:refs/remotes/origin/$SB_BASE_BRANCH"
+"""
+
+# Python, so that any file name (newlines, invalid UTF-8) is handled. Run with -I -S: nothing from
+# the agent's home or environment is imported.
+FINISH = r"""
+import json, os, subprocess, sys, tempfile
+A = json.loads(os.environ["SB_FINISH"])
+W = "/workspace"
+env = {k: os.environ[k] for k in os.environ if k.startswith("GIT_") or k in ("PATH", "LANG", "HOME")}
+env.update({"GIT_AUTHOR_NAME": A["name"], "GIT_AUTHOR_EMAIL": A["email"],
+            "GIT_COMMITTER_NAME": A["name"], "GIT_COMMITTER_EMAIL": A["email"]})
+
+def git(*args, e=None, data=None, out=subprocess.PIPE, check=True, timeout=900):
+    done = subprocess.run(["git", *args], env=e or env, input=data, stdout=out, stderr=subprocess.PIPE,
+                          cwd=W, timeout=timeout)
+    if check and done.returncode != 0:
+        sys.stderr.write(done.stderr.decode(errors="replace"))
+        raise SystemExit(3)
+    return done
+
+def real_dir(path):
+    return os.path.isdir(path) and not os.path.islink(path)
+
+def big_files(limit):
+    found = []
+    for top, dirs, files in os.walk(W):
+        dirs[:] = [d for d in dirs if d != ".git"]
+        for name in files:
+            path = os.path.join(top, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if st.st_size > limit and (st.st_mode & 0o170000) == 0o100000:
+                found.append((os.path.relpath(path, W).encode(errors="surrogateescape"), st.st_size))
+    return found
+
+def same_size_as_tracked(big, e):
+    # Big files the thread already has at that size: not news, so not reported (kept as they were).
+    listed = git("ls-files", "-s", "-z", "--", *[b":(literal)" + p for p, _ in big], e=e).stdout.split(b"\0")
+    tracked = {}
+    for entry in filter(None, listed):
+        meta, _, path = entry.partition(b"\t")
+        tracked[path] = meta.split()[1].decode()
+    if not tracked:
+        return set()
+    names = list(tracked)
+    sizes = git("cat-file", "--batch-check=%(objectsize)", e=e,
+                data="\n".join(tracked[n] for n in names).encode() + b"\n").stdout.decode().split()
+    size_of = dict(big)
+    return {n for n, size in zip(names, sizes) if size.isdigit() and int(size) == size_of.get(n)}
+
+G = tempfile.mkdtemp(prefix="result.", dir="/tmp")
+git("init", "-q", "--bare", G)
+own = real_dir(W + "/.git") and real_dir(W + "/.git/objects")
+if own:  # the workspace's objects spare copying what is unchanged; the host checks all of it
+    with open(G + "/objects/info/alternates", "w") as f:
+        f.write(W + "/.git/objects\n")
+e = dict(env, GIT_DIR=G, GIT_WORK_TREE=W, GIT_INDEX_FILE=G + "/index")
+parent = A["parent"]
+has_parent = git("cat-file", "-e", parent + "^{commit}", e=e, check=False).returncode == 0
+if has_parent:
+    git("read-tree", parent, e=e)
+big = big_files(A["max_file"])
+names = b"\0".join(p for p, _ in big)
+ignored = set(git("check-ignore", "-z", "--stdin", e=e, data=names, check=False).stdout.split(b"\0")) if big else set()
+specs = b"\0".join([b"."] + [b":(exclude,literal)" + p for p, _ in big])
+git("add", "-A", "--ignore-errors", "--pathspec-from-file=-", "--pathspec-file-nul", e=e, data=specs, check=False)
+tree = git("write-tree", e=e).stdout.decode().strip()
+unchanged = same_size_as_tracked(big, e) if has_parent else set()
+meta = {"left_out": [[p.decode(errors="replace"), s] for p, s in big if p not in ignored | unchanged][:200],
+        "had_history": has_parent, "changed": True}
+if has_parent and tree == git("rev-parse", parent + "^{tree}", e=e).stdout.decode().strip():
+    meta["changed"] = False
+    sys.stderr.write("\n" + A["mark"] + json.dumps(meta) + "\n")
+    raise SystemExit(0)
+commit = git("commit-tree", tree, *(["-p", parent] if has_parent else []), "-F", "-", e=e,
+             data=A["message"].encode()).stdout.decode().strip()
+git("update-ref", A["ref"], commit, e=e)
+sys.stdout.flush()
+git("bundle", "create", "-q", "-", A["ref"], *(["^" + parent] if has_parent else []), e=e, out=sys.stdout.buffer)
+sys.stdout.flush()
+meta["commit"] = commit
+sys.stderr.write("\n" + A["mark"] + json.dumps(meta) + "\n")
+sys.stderr.flush()
+if own:  # the workspace's own branch follows, so `git status` is clean in the next task
+    w = dict(env, GIT_DIR=W + "/.git", GIT_WORK_TREE=W)
+    try:
+        git("fetch", "-q", "--no-tags", "--no-write-fetch-head", "--update-head-ok", G,
+            "+%s:refs/heads/%s" % (A["ref"], A["branch"]), e=w, timeout=120)
+        git("symbolic-ref", "HEAD", "refs/heads/" + A["branch"], e=w, timeout=60)
+        git("read-tree", "refs/heads/" + A["branch"], e=w, timeout=120)
+    except (SystemExit, subprocess.TimeoutExpired):
+        pass
+"""
+
+
+def clone(*, base_sha: str, branch: str, origin: str) -> tuple[tuple[str, ...], dict[str, str]]:
+    env = {**SAFE_GIT, "SB_BASE": base_sha, "SB_BRANCH": branch, "SB_ORIGIN": origin, "SB_NAME": BOT_NAME,
+           "SB_EMAIL": BOT_EMAIL}
+    return ("bash", "-c", CLONE), env
+
+
+def hand_in(*, ref: str, base_branch: str) -> tuple[tuple[str, ...], dict[str, str]]:
+    return ("bash", "-c", HAND_IN), {**SAFE_GIT, "SB_REF": ref, "SB_BASE_BRANCH": base_branch}
+
+
+def finish(*, parent: str, branch: str, message: str, max_file: int) -> tuple[tuple[str, ...], dict[str, str]]:
+    args = {"parent": parent, "branch": branch, "message": message, "max_file": max_file, "name": BOT_NAME,
+            "email": BOT_EMAIL, "ref": RESULT_HEAD, "mark": RESULT_MARK}
+    return ("python3", "-I", "-S", "-c", FINISH), {**SAFE_GIT, "SB_FINISH": json.dumps(args)}
+
+
+def result_meta(output: str) -> dict | None:
+    """The finishing step's report (its last marked stderr line), or None."""
+    for line in reversed(output.splitlines()):
+        if line.startswith(RESULT_MARK):
+            try:
+                meta = json.loads(line[len(RESULT_MARK):])
+            except ValueError:
+                return None
+            return meta if isinstance(meta, dict) else None
+    return None

@@ -1,0 +1,327 @@
+"""Runs one claimed task: workspace → setup → agent container → agent loop → result → final message."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..agent import Agent, AgentLimits, Model
+from ..agent.loop import steer_message
+from ..protocol import (
+    CommandExecution, Event, FileChange, FileChangeEntry, ItemCompleted, ItemStarted, SandboxProvider, Steer,
+    StepResult, TaskFinished, TaskProgress, TaskRef, ThreadStarted, TurnCompleted, TurnFailed, TurnStarted, Usage,
+    UserMessage,
+)
+from ..repos import GitRunner, RepoError, Results
+from ..sandbox import DiskError, SandboxError, WorkspaceDisks
+from ..settings import Settings
+from ..store import AgentThread, Repository, Store, Task
+from ..store.models import utcnow
+from .bus import EventBus
+from .context import build_messages, estimate_tokens
+from .repo_ops import PushResult, RepoOps
+from .workspace import Outcome, Prepared, SetupFailed, TaskRefused, WorkspaceSteps, needs_setup
+
+log = logging.getLogger(__name__)
+DISK_CHECK_S = 3.0
+EXPECTED = (TaskRefused, SetupFailed, RepoError, SandboxError, DiskError)
+
+
+@dataclass
+class RunContext:
+    """What a worker needs; built once by the composition root."""
+
+    settings: Settings
+    store: Store
+    bus: EventBus
+    sandboxes: SandboxProvider
+    disks: WorkspaceDisks
+    git: GitRunner
+    results: Results
+    model_for: Callable[[str], Model]
+    repo_ops: RepoOps
+    instance: str = "default"
+    egress_allow: tuple[str, ...] = ()
+
+
+def task_ref(task: Task, thread: AgentThread) -> TaskRef:
+    return TaskRef(task_id=task.id, thread_id=thread.id, channel=thread.channel, thread_ts=thread.thread_ts,
+                   requester=task.requester, status_ts=task.status_ts, prompt=task.prompt)
+
+
+async def execute(ctx: RunContext, task: Task, thread: AgentThread, stop_reason: dict[int, str]) -> None:
+    """Runs the task to a final status; never raises except on shutdown cancellation."""
+    await TaskRun(ctx, task, thread, stop_reason).run()
+
+
+class TaskRun:
+    def __init__(self, ctx: RunContext, task: Task, thread: AgentThread, stop_reason: dict[int, str]) -> None:
+        self.ctx, self.task, self.thread, self.stop_reason = ctx, task, thread, stop_reason
+        self.steps = WorkspaceSteps(ctx)
+        self.ref = task_ref(task, thread)
+        self.started = time.monotonic()
+        self.agent: Agent | None = None
+        self.sandbox: Any = None
+        self.prepared: Prepared | None = None
+        self.network = ""
+        self.repo: Repository | None = None
+        self.over_quota = False
+        # The agent's turn.completed / turn.failed is held back until the changes are committed,
+        # so that file_change lands inside the turn, as in codex's stream.
+        self.turn_end: Event | None = None
+        self.turn_started = False
+
+    async def emit(self, event: Event) -> None:
+        self.turn_started = self.turn_started or isinstance(event, TurnStarted)
+        await self.ctx.bus.emit(self.ref, event)
+
+    async def run(self) -> None:
+        s, task = self.ctx.settings, self.task
+        status, error = "failed", ""
+        deadline = asyncio.timeout(s.task_timeout_s)
+        watcher: asyncio.Task[None] | None = None
+        try:
+            await self.emit(ThreadStarted(str(self.thread.id)))
+            async with deadline:
+                await self._prepare()
+                if not self.prepared.disk.enforced:  # type: ignore[union-attr]
+                    watcher = asyncio.create_task(self._watch_disk(asyncio.current_task()), name=f"disk-{task.id}")
+                assert self.agent is not None
+                async for event in self.agent.run(await self._messages()):
+                    if isinstance(event, (TurnCompleted, TurnFailed)):
+                        self.turn_end = event
+                    else:
+                        await self.emit(event)
+            status, error = ("failed", self.agent.error) if self.agent.error else ("done", "")
+        except asyncio.CancelledError:
+            if self.over_quota:
+                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+                error = (f"The workspace went over its disk quota ({s.workspace_quota}, "
+                         "SLACKBOT_WORKSPACE_QUOTA), so the task was stopped.")
+            elif task.id in self.stop_reason:
+                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+                status = "stopped"
+            else:  # shutdown: the next start tells the thread
+                await self._finish("interrupted", "interrupted by a restart")
+                raise
+        except TimeoutError as exc:
+            if deadline.expired():
+                error = f"Timed out after {s.task_timeout_s:g} s (SLACKBOT_TASK_TIMEOUT_S)."
+            else:  # a database, git or engine call that took too long
+                log.exception("task %s: an operation timed out", task.id)
+                error = f"An operation took too long and was abandoned ({exc.__class__.__name__})."
+        except EXPECTED as exc:
+            error = str(exc)
+        except Exception as exc:  # every failure ends in a message in the thread
+            log.exception("task %s failed", task.id)
+            error = f"Internal error ({exc.__class__.__name__}): {exc}"
+        finally:
+            if watcher:
+                watcher.cancel()
+        await self._finish(status, error)
+
+    async def _prepare(self) -> None:
+        ctx, s, thread, task = self.ctx, self.ctx.settings, self.thread, self.task
+        if thread.repo_url:
+            self.repo = await ctx.repo_ops.repository(thread)
+            await self.emit(TaskProgress(f"Preparing {self.repo.name if self.repo else thread.repo_url}"))
+        else:
+            await self.emit(TaskProgress("Preparing a scratch workspace (no repository linked)"))
+        self.thread, self.prepared, clone = await self.steps.prepare(
+            thread, task, lambda text: self.emit(TaskProgress(text)))
+        if clone is not None and (needs_setup(self.thread, self.repo) or self.repo and self.repo.network == "on"):
+            self.thread, clone = await clone, None
+        self.ref = task_ref(task, self.thread)
+        policy = self.repo.network if self.repo else "off"
+        env: dict[str, str] = {}
+        if policy == "on" or (policy == "setup" and needs_setup(self.thread, self.repo)):
+            await self.emit(TaskProgress("Opening the task's network"))
+            self.network, env = await ctx.sandboxes.open_network(task.id, ctx.egress_allow)
+        if needs_setup(self.thread, self.repo):
+            await self._setup(env)
+        if policy != "on" and self.network:
+            await ctx.sandboxes.close_network(task.id)
+            self.network, env = "", {}
+        await self.emit(TaskProgress("Starting sandbox"))
+        await self._start_sandbox(clone, env)
+        thread_id, task_id = self.thread.id, task.id
+        self.agent = Agent(
+            ctx.model_for(task.model or s.model), self.sandbox,
+            AgentLimits(s.max_steps, s.command_timeout_s, s.output_limit_chars),
+            inbox=lambda: _inbox(ctx, thread_id, task_id),
+            # Stored history is a transcript too: redacted like every event.
+            record=lambda m: ctx.store.add_history(thread_id, task_id, ctx.bus.redactor.value(m),
+                                                   estimate_tokens(m)),
+            requester=task.requester)
+
+    async def _start_sandbox(self, clone: Any, env: dict[str, str]) -> None:
+        """The agent's container; a first checkout is made meanwhile (the container waits idle for it)."""
+        assert self.prepared is not None
+
+        async def start() -> None:
+            self.sandbox = await self.ctx.sandboxes.start(task_id=self.task.id, mounts=self.prepared.mounts,
+                                                          network=self.network, env=env)
+        if clone is None:
+            await start()
+            return
+        cloned, started = await asyncio.gather(clone, start(), return_exceptions=True)
+        for outcome in (cloned, started):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        self.thread = cloned
+
+    async def _setup(self, network_env: dict[str, str]) -> None:
+        """The setup command's own container (with the network when allowed), before the agent's."""
+        assert self.repo is not None and self.prepared is not None
+        await self.emit(TaskProgress("Running the setup command"))
+        item_id = f"task_{self.task.id}_setup"
+        await self.emit(ItemStarted(CommandExecution(item_id, self.repo.setup)))
+        self.thread, result = await self.steps.setup(self.thread, self.task, self.repo, self.prepared, self.network,
+                                                     network_env)
+        assert isinstance(result, StepResult)
+        status = "completed" if result.exit_code == 0 else "failed"
+        await self.emit(ItemCompleted(CommandExecution(item_id, self.repo.setup, result.output[-20_000:],
+                                                       result.exit_code, status)))
+        if result.exit_code != 0:
+            last = result.output.strip().splitlines()[-1][:300] if result.output.strip() else ""
+            raise SetupFailed(f"The setup command failed (exit {result.exit_code}): {last}")
+
+    async def _messages(self) -> list[dict[str, Any]]:
+        assert self.agent is not None and self.prepared is not None
+        s = self.ctx.settings
+        # Replies nobody read yet (written after a Stop or a restart) come before this request.
+        for steer in await _inbox(self.ctx, self.thread.id, self.task.id):
+            await self.agent.record(steer_message(steer, self.task.requester))
+            await self.emit(ItemCompleted(UserMessage(f"task_{self.task.id}_inbox_{steer.ts}", steer.text,
+                                                      steer.user)))
+        messages, usage = await build_messages(
+            self.ctx.store, self.agent.model, self.task, self.thread, budget=s.context_budget_tokens,
+            instructions=self.prepared.instructions,
+            on_summary=lambda: self.emit(TaskProgress("Summarising earlier history")))
+        self.agent.usage += usage
+        return messages
+
+    async def _watch_disk(self, main: asyncio.Task[Any] | None) -> None:
+        """Without a filesystem quota (not root), the workspace is measured and the task stopped past it."""
+        quota = self.ctx.settings.size("workspace_quota")
+        while True:
+            await asyncio.sleep(DISK_CHECK_S)
+            try:
+                used = await self.sandbox.disk_usage()
+            except Exception as exc:
+                log.warning("task %s: could not measure the workspace: %s", self.task.id, exc)
+                continue
+            if used > quota and main is not None:
+                self.over_quota = True
+                main.cancel()
+                return
+
+    async def _finish(self, status: str, error: str) -> None:
+        ctx, task = self.ctx, self.task
+        await self._release_containers()
+        outcome = Outcome()
+        if self.prepared is not None and self.thread.tip_sha:
+            try:
+                self.thread, outcome = await self.steps.finish(self.thread, task, self.prepared,
+                                                               commit_message(task, trailers(task)))
+            except Exception as exc:
+                log.exception("could not take the result of task %s", task.id)
+                outcome = Outcome(refused=f"Committing the changes failed: {exc}")
+            if outcome.refused:
+                status, error = "failed", (f"{error} — {outcome.refused}" if error else outcome.refused)
+        if self.prepared is not None:
+            with contextlib.suppress(Exception):
+                await ctx.disks.detach(self.thread.id)
+        if outcome.files:
+            changes = tuple(FileChangeEntry(f.path, f.kind) for f in outcome.files)
+            await self.emit(ItemCompleted(FileChange(f"task_{task.id}_files", changes)))
+        usage = self.agent.usage if self.agent else Usage()
+        stopped_by = self.stop_reason.get(task.id, "")
+        if not self.turn_started:  # the --json stream always has a turn, even when preparing failed
+            await self.emit(TurnStarted())
+        if status == "done":
+            await self.emit(self.turn_end or TurnCompleted(usage))
+        else:
+            await self.emit(TurnFailed(error or (f"stopped by {stopped_by}" if stopped_by else status)))
+        answer = self.agent.answer if self.agent else ""
+        await ctx.store.update_task(
+            task.id, status=status, error=error[:2000], answer=answer, finished_at=utcnow(),
+            stopped_by=stopped_by, input_tokens=usage.input_tokens, announced=False,
+            cached_input_tokens=usage.cached_input_tokens, output_tokens=usage.output_tokens)
+        thread = self.thread
+        if self.agent and self.agent.context_tokens:
+            await ctx.store.update_thread(thread.id, context_tokens=self.agent.context_tokens)
+        pushable = bool(thread.repo_url and thread.repo_trusted and thread.branch and thread.tip_sha
+                        and thread.tip_sha != thread.base_sha)
+        push = await self._auto_push(status, outcome, answer) if pushable else None
+        notes = [left_out_note(outcome.left_out, ctx.settings.max_file)] if outcome.left_out else []
+        if push:
+            notes.append(push.message)
+        await self.emit(TaskFinished(
+            status=status, answer=answer, error=error, files=outcome.files, elapsed_s=time.monotonic() - self.started,
+            usage=usage, stopped_by=stopped_by, branch=thread.branch,
+            repo=(self.repo.name if self.repo else thread.repo_url), diff=outcome.patch,
+            pushable=pushable and not (push and push.ok), pr_url=push.pr_url if push else thread.pr_url,
+            note="\n".join(n for n in notes if n)))
+        await ctx.store.update_task(task.id, announced=True)
+
+    async def _auto_push(self, status: str, outcome: Outcome, answer: str) -> PushResult | None:
+        if not (status == "done" and outcome.files and self.repo and self.repo.auto_push):
+            return None
+        self.task.answer = answer
+        try:
+            return await self.ctx.repo_ops.push(self.thread, self.task)
+        except Exception as exc:  # the task is done; only the push failed
+            log.exception("auto push of task %s failed", self.task.id)
+            return PushResult(f"The automatic push failed: {exc}", ok=False)
+
+    async def _release_containers(self) -> None:
+        """The agent's container (and with it every process the agent started) goes first, however the
+        task ended; anything left is removed by task label."""
+        ctx, task = self.ctx, self.task
+        try:
+            if self.sandbox is not None:
+                await self.sandbox.close()
+            if self.network:
+                await ctx.sandboxes.close_network(task.id)
+        except Exception:
+            log.exception("could not remove the sandbox of task %s; retrying by label", task.id)
+            try:
+                await ctx.sandboxes.remove_task(task.id)
+            except Exception:
+                log.exception("task %s: its containers are left for the next reaping", task.id)
+
+
+def commit_message(task: Task, trailer_lines: list[str]) -> str:
+    first = task.prompt.strip().splitlines()[0] if task.prompt.strip() else ""
+    return f"{first[:72] or 'slackbot task'}\n\nslackbot task #{task.id}\n\n" + "\n".join(trailer_lines)
+
+
+def trailers(task: Task) -> list[str]:
+    name = task.requester_name or task.requester
+    if task.requester_email:
+        return [f"Co-authored-by: {name} <{task.requester_email}>"]
+    return [f"Requested-by: {name} (Slack {task.requester})"]
+
+
+def left_out_note(files: list[tuple[str, int]], limit: str) -> str:
+    shown = ", ".join(f"`{path}` ({_size(size)})" for path, size in files[:10])
+    more = f" and {len(files) - 10} more" if len(files) > 10 else ""
+    return f"Left out of the commit (larger than {limit}, SLACKBOT_MAX_FILE): {shown}{more}."
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+async def _inbox(ctx: RunContext, thread_id: int, task_id: int) -> list[Steer]:
+    rows = await ctx.store.take_inbox(thread_id, task_id)
+    return [Steer(text=r.text, user=r.user, user_name=r.user_name, ts=r.ts) for r in rows]
