@@ -6,7 +6,25 @@ set -euo pipefail
 
 IMAGE=${SLACKBOT_BASE_IMAGE:-slackbot-base:bookworm}
 SUITE=bookworm
-MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+apt_uris() {  # every URI this machine's apt sources name: one-line and deb822 formats
+  local f
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [[ -f $f ]] && awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; break } }' "$f"
+  done
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [[ -f $f ]] && awk 'tolower($1) == "uris:" { for (i = 2; i <= NF; i++) print $i }' "$f"
+  done
+}
+# The machine's own Debian mirror (no host name is written here); DEBIAN_MIRROR overrides it.
+MIRROR=${DEBIAN_MIRROR:-$(apt_uris | grep -v -- '-security' | head -n 1 || true)}
+SECURITY=${DEBIAN_SECURITY_MIRROR:-$(apt_uris | grep -m1 -- '-security/\?$' || true)}
+if [[ -z $MIRROR ]]; then
+  echo "base-image: no Debian mirror in this machine's apt sources; set DEBIAN_MIRROR" >&2
+  exit 1
+fi
+MIRROR=${MIRROR%/}
+SECURITY=${SECURITY%/}
 PACKAGES=(
   bash ca-certificates coreutils curl git jq less patch procps iproute2 ripgrep
   python3 python3-pip python3-venv build-essential
@@ -34,11 +52,11 @@ debootstrap --variant=minbase --include="$include" "$SUITE" "$rootfs" "$MIRROR" 
 rm -f "$rootfs.log"
 
 # apt inside later builds needs sources; keep the image small and free of host leftovers.
-cat >"$rootfs/etc/apt/sources.list" <<SOURCES
-deb $MIRROR $SUITE main
-deb $MIRROR $SUITE-updates main
-deb ${MIRROR%/debian}/debian-security $SUITE-security main
-SOURCES
+{
+  echo "deb $MIRROR $SUITE main"
+  echo "deb $MIRROR $SUITE-updates main"
+  [[ -n $SECURITY ]] && echo "deb $SECURITY $SUITE-security main"
+} >"$rootfs/etc/apt/sources.list"
 rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/tmp/*
 : >"$rootfs/etc/resolv.conf"
 : >"$rootfs/etc/hostname"
