@@ -14,7 +14,7 @@ ENV LANG=C.UTF-8 \
     PATH=/opt/slackbot/bin:$PATH \
     SLACKBOT_DATA_DIR=/data
 
-# git for GitPython; a bare Debian base also lacks venv/pip (the python images have them).
+# git for the mirrors; a bare Debian base also lacks venv/pip (the python images have them).
 RUN set -eux; \
     pkgs="git ca-certificates"; \
     python3 -c 'import ensurepip, venv' 2>/dev/null || pkgs="$pkgs python3-venv python3-pip"; \

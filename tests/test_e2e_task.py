@@ -109,3 +109,12 @@ async def test_docker_unavailable_tells_the_thread(slack, model, tmp_path, monke
         final = await wait_final(slack, "C1", ts)
     assert "Docker" in block_text(final)
     assert model.requests == []
+
+
+async def test_no_task_starts_on_a_nearly_full_disk(slack, model, tmp_path):
+    settings = make_settings(tmp_path / "d", slack, model, SLACKBOT_DISK_RESERVE="1000t")
+    async with Bot(settings, port=0):
+        ts = await mention(slack, "fill me up")
+        final = await wait_final(slack, "C1", ts)
+    assert "disk is nearly full" in block_text(final)
+    assert model.requests == []

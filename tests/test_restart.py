@@ -60,3 +60,29 @@ async def test_kill_9_mid_task_then_restart(slack, model, tmp_path):
     assert any("interrupted" in t for t in tool_results)
     assert "before" in tool_results[-1]
     assert instance_label(settings)
+
+
+async def test_a_final_status_without_its_message_is_announced_at_start(slack, model, tmp_path):
+    """A crash between marking a task done and posting its final message: the next start posts it."""
+    from slackbot.app import Bot
+    from slackbot.protocol import TaskFinished, event_to_dict
+    from slackbot.store import Store
+
+    settings = make_settings(tmp_path / "data", slack, model)
+    settings.data_dir.mkdir(parents=True)
+    store = Store(settings.db_url)
+    await store.upgrade()
+    _, done = await store.new_task(channel="C1", thread_ts="100.0", requester="U1", requester_name="Ann",
+                                   prompt="finished before the crash", mention_ts="100.0", model="")
+    await store.update_task(done.id, status="done", answer="All done before the crash.", announced=False)
+    await store.add_event(done.id, event_to_dict(TaskFinished(status="done", answer="All done before the crash.")))
+    _, bare = await store.new_task(channel="C1", thread_ts="200.0", requester="U1", requester_name="Ann",
+                                   prompt="no event stored", mention_ts="200.0", model="")
+    await store.update_task(bare.id, status="failed", error="it broke", announced=False)
+    await store.aclose()
+    async with Bot(settings, port=0) as bot:
+        await slack.wait_for(lambda: any("All done before the crash." in block_text(m)
+                                         for m in bot_messages(slack, "C1", "100.0")), timeout=30)
+        await slack.wait_for(lambda: any("it broke" in block_text(m) for m in bot_messages(slack, "C1", "200.0")),
+                             timeout=30)
+        assert not await bot.store.unannounced_tasks()

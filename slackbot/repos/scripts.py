@@ -121,17 +121,19 @@ sys.stdout.flush()
 git("bundle", "create", "-q", "-", A["ref"], *(["^" + parent] if has_parent else []), e=e, out=sys.stdout.buffer)
 sys.stdout.flush()
 meta["commit"] = commit
+if own:  # the workspace's own branch follows, so `git status` is clean in the next task (best effort)
+    w = dict(env, GIT_DIR=W + "/.git", GIT_WORK_TREE=W)
+    for args in (("fetch", "-q", "--no-tags", "--no-write-fetch-head", "--update-head-ok", G,
+                  "+%s:refs/heads/%s" % (A["ref"], A["branch"])),
+                 ("symbolic-ref", "HEAD", "refs/heads/" + A["branch"]), ("read-tree", "refs/heads/" + A["branch"])):
+        try:
+            if git(*args, e=w, check=False, timeout=120).returncode != 0:
+                break
+        except subprocess.TimeoutExpired:
+            break
+# Last, so nothing printed after it (by git on a hostile config, say) can pass for it.
 sys.stderr.write("\n" + A["mark"] + json.dumps(meta) + "\n")
 sys.stderr.flush()
-if own:  # the workspace's own branch follows, so `git status` is clean in the next task
-    w = dict(env, GIT_DIR=W + "/.git", GIT_WORK_TREE=W)
-    try:
-        git("fetch", "-q", "--no-tags", "--no-write-fetch-head", "--update-head-ok", G,
-            "+%s:refs/heads/%s" % (A["ref"], A["branch"]), e=w, timeout=120)
-        git("symbolic-ref", "HEAD", "refs/heads/" + A["branch"], e=w, timeout=60)
-        git("read-tree", "refs/heads/" + A["branch"], e=w, timeout=120)
-    except (SystemExit, subprocess.TimeoutExpired):
-        pass
 """
 
 
