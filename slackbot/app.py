@@ -7,6 +7,8 @@ import hashlib
 import logging
 from typing import Any, Coroutine
 
+import openai
+
 from .agent import OpenAIModel
 from .redact import Redactor
 from .repos import GitRunner, Mirrors, Results
@@ -44,23 +46,20 @@ class Background:
 
 
 class Models:
-    """One client per model name, shared by tasks."""
+    """The model client for a name; all share one HTTP client, so names cost no connections."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._models: dict[str, OpenAIModel] = {}
+        self._client = openai.AsyncOpenAI(base_url=settings.openai_base_url or None,
+                                          api_key=settings.openai_api_key or "none", max_retries=0,
+                                          timeout=settings.model_timeout_s)
 
     def __call__(self, name: str) -> OpenAIModel:
-        if name not in self._models:
-            s = self.settings
-            self._models[name] = OpenAIModel(name=name, api=s.model_api, base_url=s.openai_base_url,
-                                             api_key=s.openai_api_key, retries=s.model_retries,
-                                             timeout_s=s.model_timeout_s)
-        return self._models[name]
+        s = self.settings
+        return OpenAIModel(name=name, api=s.model_api, retries=s.model_retries, client=self._client)
 
     async def close(self) -> None:
-        for model in self._models.values():
-            await model.aclose()
+        await self._client.close()
 
 
 def egress_allowlist(settings: Settings) -> tuple[str, ...]:
@@ -107,8 +106,10 @@ class Bot:
         self.bus = EventBus(self.store, redactor=Redactor(s.secrets()))
         mirrors = Mirrors(s.mirrors_dir, self.git, github_token=s.github_token, data_dir=s.data_dir)
         self.disks = WorkspaceDisks(s.workspaces_dir, quota_bytes=s.size("workspace_quota"),
-                                    mode=s.workspace_quota_mode, tmp_dir=s.tmp_dir)
-        ctx = RunContext(s, self.store, self.bus, self.sandboxes, self.disks, self.git, Results(self.git, s.tmp_dir),
+                                    mode=s.workspace_quota_mode, tmp_dir=s.tmp_dir,
+                                    reserve_bytes=s.size("disk_reserve"))
+        results = Results(self.git, s.tmp_dir, expanded_cap=8 * s.size("result_max"))
+        ctx = RunContext(s, self.store, self.bus, self.sandboxes, self.disks, self.git, results,
                          self.models, RepoOps(s, self.store, mirrors), instance=instance_label(s),
                          egress_allow=egress_allowlist(s))
         self.runs = RunManager(ctx, run_worker=self.worker, recover=not self.exclusive)

@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     openai_base_url: str = Field("", alias="OPENAI_BASE_URL", description="Empty means OpenAI's.")
     model: str = Field("gpt-5.5", alias="SLACKBOT_MODEL")
     model_api: str = Field("chat", alias="SLACKBOT_MODEL_API", description="chat or responses.")
+    models: str = Field("", alias="SLACKBOT_MODELS",
+                        description="Comma-separated models people may pick with model= (besides SLACKBOT_MODEL).")
     model_retries: int = Field(4, alias="SLACKBOT_MODEL_RETRIES", description="Retries of transient errors.")
     model_timeout_s: float = Field(300.0, alias="SLACKBOT_MODEL_TIMEOUT_S")
     context_budget_tokens: int = Field(
@@ -108,6 +110,11 @@ class Settings(BaseSettings):
     def size(self, name: str) -> int:
         """A size setting in bytes."""
         return parse_size(getattr(self, name))
+
+    @property
+    def allowed_models(self) -> tuple[str, ...]:
+        listed = [m.strip() for m in self.models.split(",") if m.strip()]
+        return tuple(dict.fromkeys([self.model, *listed]))
 
     @property
     def admin_ids(self) -> frozenset[str]:

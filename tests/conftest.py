@@ -45,6 +45,9 @@ def make_settings(data_dir: Path, slack: FakeSlack, model: ScriptedModel, **extr
         "SLACKBOT_SANDBOX_IMAGE": SANDBOX_IMAGE,
         "SLACKBOT_SANDBOX_MEMORY": "512m",
         "SLACKBOT_SANDBOX_CPUS": 1.0,
+        # Each workspace must fit the disk at its quota when its task starts: keep tests small.
+        "SLACKBOT_WORKSPACE_QUOTA": "1g",
+        "SLACKBOT_DISK_RESERVE": "256m",
     }
     values.update(extra)
     return Settings(**values)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from slackbot.protocol import Mount, Step
-from slackbot.sandbox import DockerSandboxes, SandboxError, WorkspaceDisks
+from slackbot.sandbox import DiskError, DockerSandboxes, SandboxError, WorkspaceDisks
 from tests.docker_fixtures import (containers_of, engine, exists, sandboxes, settings,  # noqa: F401
                                    workspace)
 
@@ -320,5 +320,9 @@ async def test_watch_mode_and_first_release_workspace_moved_aside(disk_root, tmp
     (disk.path / "draft.txt").write_text("draft\n")
     again = await disks.attach(2)  # this layout's workspace is reused, not moved aside
     assert again.path == disk.path and not again.moved_aside and (again.path / "draft.txt").exists()
+    assert again.home == root / "thread-2" / "home" and again.home.is_dir()
     await disks.detach(2)
-    assert disks.free_bytes() > 0
+    full = WorkspaceDisks(root, quota_bytes=64 << 20, mode="watch", reserve_bytes=1 << 60)
+    made.append(full)
+    with pytest.raises(DiskError, match="nearly full"):
+        await full.attach(4)

@@ -58,14 +58,15 @@ class Model(Protocol):
 class OpenAIModel:
     """One client for both APIs; `api` is "chat" or "responses"."""
 
-    def __init__(self, *, name: str, api: str, base_url: str, api_key: str,
-                 retries: int = 4, timeout_s: float = 300.0, backoff_s: float = 0.5) -> None:
+    def __init__(self, *, name: str, api: str, base_url: str = "", api_key: str = "", retries: int = 4,
+                 timeout_s: float = 300.0, backoff_s: float = 0.5, client: openai.AsyncOpenAI | None = None) -> None:
+        """`client`: one shared by every model name (its connections too); made here when not given."""
         self.name = name
         self.api = api
         self.retries = retries
         self.backoff_s = backoff_s
-        self.client = openai.AsyncOpenAI(base_url=base_url or None, api_key=api_key or "none",
-                                         max_retries=0, timeout=timeout_s)
+        self.client = client or openai.AsyncOpenAI(base_url=base_url or None, api_key=api_key or "none",
+                                                   max_retries=0, timeout=timeout_s)
 
     async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
         for attempt in range(self.retries + 1):

@@ -43,10 +43,13 @@ def display_url(url: str) -> str:
     """The URL without any user:password part, for messages."""
     if "://" not in url:
         return url
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+    except ValueError:  # a malformed port or IPv6 literal: at least drop any credentials
+        return _USERINFO.sub(r"\g<scheme>", url)
     return urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
 
 

@@ -13,7 +13,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .errors import GitFailed
 
@@ -59,18 +59,21 @@ def host_env(extra: Mapping[str, str] | None = None, base: Mapping[str, str] | N
 
 
 def run_git(args: list[str], *, cwd: os.PathLike[str] | str | None = None, env: Mapping[str, str] | None = None,
-            timeout_s: float = 300.0, stdin_path: str | None = None) -> str:
+            timeout_s: float = 300.0, stdin_path: str | None = None, stdin_text: str | None = None) -> str:
     """Runs git (blocking: call through GitRunner.run); returns stdout, raises GitFailed with stderr."""
-    return run_git_capped(args, cwd=cwd, env=env, timeout_s=timeout_s, stdin_path=stdin_path)[0]
+    return run_git_capped(args, cwd=cwd, env=env, timeout_s=timeout_s, stdin_path=stdin_path,
+                          stdin_text=stdin_text)[0]
 
 
 def run_git_capped(args: list[str], *, cwd: os.PathLike[str] | str | None = None,
                    env: Mapping[str, str] | None = None, timeout_s: float = 300.0, stdin_path: str | None = None,
-                   cap: int | None = None) -> tuple[str, bool]:
+                   stdin_text: str | None = None, cap: int | None = None) -> tuple[str, bool]:
     """Like run_git, reading at most `cap` bytes of stdout (the rest is dropped; the flag says so)."""
+    assert cap is None or stdin_text is None, "a capped read feeds no input"
     config = config_env(HARDENED_CONFIG + _extra_pairs(env))
     full_env = host_env({**(env or {}), **config})
-    stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
+    stdin: Any = open(stdin_path, "rb") if stdin_path else subprocess.PIPE if stdin_text is not None else (
+        subprocess.DEVNULL)
     try:
         proc = subprocess.Popen(["git", *args], cwd=cwd, env=full_env, stdin=stdin, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
@@ -87,7 +90,7 @@ def run_git_capped(args: list[str], *, cwd: os.PathLike[str] | str | None = None
     timer.start()
     try:
         if cap is None:
-            out, err = proc.communicate()
+            out, err = proc.communicate(stdin_text.encode() if stdin_text is not None else None)
             truncated = False
         else:
             out, err, truncated = _read_capped(proc, cap)

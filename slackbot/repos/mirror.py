@@ -78,6 +78,8 @@ class Mirrors:
                 await self.runner.run(check_public_https, url)
         except RepoError as exc:
             return str(exc)
+        except ValueError:  # urllib on a malformed port or IPv6 literal
+            return "That is not a valid repository URL."
         return ""
 
     async def push(self, *, url: str, ref: str, branch: str) -> None:
@@ -177,8 +179,12 @@ class Mirrors:
     def _net_env(self, url: str, trusted: bool, pin: Pin | None) -> dict[str, str]:
         if not trusted:
             # No credential of the bot's: no helper, no token, no ssh; only the checked address.
-            pairs = [("credential.helper", ""), ("core.askPass", "/bin/false"), *(pin.config() if pin else [])]
-            return {**config_env(pairs), "GIT_ALLOW_PROTOCOL": "https", "GIT_ASKPASS": "/bin/false",
+            # No proxy either: a proxy resolves the name itself, and the checked address would not hold.
+            pairs = [("credential.helper", ""), ("core.askPass", "/bin/false"), ("http.proxy", ""),
+                     *(pin.config() if pin else [])]
+            no_proxy = dict.fromkeys(("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy",
+                                      "ALL_PROXY"), "")
+            return {**config_env(pairs), **no_proxy, "GIT_ALLOW_PROTOCOL": "https", "GIT_ASKPASS": "/bin/false",
                     "SSH_ASKPASS": "/bin/false"}
         pairs: list[tuple[str, str]] = []
         parts = urlsplit(url) if "://" in url else None

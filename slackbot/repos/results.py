@@ -43,9 +43,11 @@ def thread_ref(thread_id: int) -> str:
 
 
 class Results:
-    def __init__(self, runner: GitRunner, tmp_dir: Path) -> None:
+    def __init__(self, runner: GitRunner, tmp_dir: Path, *, expanded_cap: int = 4 << 30) -> None:
+        """`expanded_cap`: the most a result may add once unpacked (a small bundle can hold a lot)."""
         self.runner = runner
         self.tmp_dir = tmp_dir
+        self.expanded_cap = expanded_cap
 
     async def start_thread(self, repo: Path, thread_id: int, base_sha: str) -> None:
         """The thread's ref starts at its base, which also keeps the base from being pruned."""
@@ -106,6 +108,7 @@ class Results:
             run_git(["update-ref", RESULT_HEAD, commit], cwd=incoming)
         elif parents != [parent]:
             raise ResultRefused("The task's result does not build on this thread's branch, so it was not taken.")
+        self._carried_in_full(incoming, commit, parent)
         try:
             run_git(["-c", "transfer.fsckObjects=true", "-c", "fetch.fsckObjects=true", "fetch", "-q", "--no-tags",
                      "--no-write-fetch-head", str(incoming), f"+{RESULT_HEAD}:{thread_ref(thread_id)}"],
@@ -114,6 +117,30 @@ class Results:
             reason = exc.stderr.strip().splitlines()[-1][:200] if exc.stderr.strip() else "fsck failed"
             raise ResultRefused(f"The task's result failed git's checks, so it was not taken ({reason}).") from None
         return commit
+
+    def _carried_in_full(self, incoming: Path, commit: str, parent: str) -> None:
+        """Every object the result adds to the thread must have come in the bundle. Borrowing the host
+        repository's objects lets the bundle leave out what the thread already has, but a hostile
+        workspace can forge its copy of an old tree so the bundle also leaves out, and the result
+        names, an object only another thread holds (its work would be read back and pushed)."""
+        listed = run_git(["rev-list", "--objects", commit, f"^{parent}"], cwd=incoming, timeout_s=self.runner.timeout_s)
+        names = [line.split(" ", 1)[0] for line in listed.splitlines() if line.strip()]
+        alternates = incoming / "objects" / "info" / "alternates"
+        aside = alternates.with_name("alternates.off")
+        alternates.rename(aside)
+        try:
+            checked = run_git(["cat-file", "--batch-check=%(objectname) %(objectsize)"], cwd=incoming,
+                              stdin_text="\n".join(names) + "\n").splitlines()
+        finally:
+            aside.rename(alternates)
+        sizes = [line.split() for line in checked]
+        # Same words for a missing object as for a damaged bundle: no answer tells a guess was right.
+        if any(len(parts) != 2 or not parts[1].isdigit() for parts in sizes):
+            raise ResultRefused("The task's result could not be read (a damaged bundle), so it was not taken.")
+        total = sum(int(parts[1]) for parts in sizes)
+        if total > self.expanded_cap:
+            raise ResultRefused(f"The task's changes come to {total >> 20} MiB once unpacked, more than "
+                                f"{self.expanded_cap >> 20} MiB, so they were not taken.")
 
     def _changes(self, repo: Path, old: str, new: str, patch_cap: int) -> Changes:
         if old == new:

@@ -13,14 +13,14 @@ from .results import BOT_EMAIL, BOT_NAME, RESULT_HEAD
 
 RESULT_MARK = "SLACKBOT-RESULT "
 # Command-scope config beats whatever a (hostile) repository config says.
-SAFE_GIT = {
-    "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_TERMINAL_PROMPT": "0", "HOME": "/tmp",
-    "GIT_CONFIG_COUNT": "4",
-    "GIT_CONFIG_KEY_0": "core.hooksPath", "GIT_CONFIG_VALUE_0": "/dev/null",
-    "GIT_CONFIG_KEY_1": "core.fsmonitor", "GIT_CONFIG_VALUE_1": "false",
-    "GIT_CONFIG_KEY_2": "gc.auto", "GIT_CONFIG_VALUE_2": "0",
-    "GIT_CONFIG_KEY_3": "commit.gpgSign", "GIT_CONFIG_VALUE_3": "false",
-}
+_PAIRS = [("core.hooksPath", "/dev/null"), ("core.fsmonitor", "false"), ("gc.auto", "0"),
+          ("commit.gpgSign", "false"),
+          # Only local transports: a planted `url.*.insteadOf` cannot turn a fetch into `ext::` (a command).
+          ("protocol.allow", "never"), ("protocol.file.allow", "always"), ("protocol.ext.allow", "never")]
+SAFE_GIT = {"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_TERMINAL_PROMPT": "0", "HOME": "/tmp",
+            "GIT_CONFIG_COUNT": str(len(_PAIRS)),
+            **{f"GIT_CONFIG_KEY_{i}": k for i, (k, _) in enumerate(_PAIRS)},
+            **{f"GIT_CONFIG_VALUE_{i}": v for i, (_, v) in enumerate(_PAIRS)}}
 
 CLONE = r"""set -eu
 # A first task that failed half way may have left files: start from an empty directory.
@@ -37,7 +37,11 @@ rm -rf .git/logs  # the reflog names the mirror's path
 
 HAND_IN = r"""set -eu
 cat > /tmp/in.bundle
-git -C /workspace fetch -q --no-tags --no-write-fetch-head /tmp/in.bundle "+$SB_REF:refs/remotes/origin/$SB_BASE_BRANCH"
+for f in config HEAD; do  # git would block on a FIFO planted in their place
+  [ -f "/workspace/.git/$f" ] && [ ! -L "/workspace/.git/$f" ] || { echo "no usable .git/$f" >&2; exit 3; }
+done
+timeout -k 5 120 git -C /workspace fetch -q --no-tags --no-write-fetch-head /tmp/in.bundle \
+  "+$SB_REF:refs/remotes/origin/$SB_BASE_BRANCH"
 """
 
 # Python, so that any file name (newlines, invalid UTF-8) is handled. Run with -I -S: nothing from
@@ -50,7 +54,7 @@ env = {k: os.environ[k] for k in os.environ if k.startswith("GIT_") or k in ("PA
 env.update({"GIT_AUTHOR_NAME": A["name"], "GIT_AUTHOR_EMAIL": A["email"],
             "GIT_COMMITTER_NAME": A["name"], "GIT_COMMITTER_EMAIL": A["email"]})
 
-def git(*args, e=None, data=None, out=subprocess.PIPE, check=True, timeout=900):
+def git(*args, e=None, data=None, out=subprocess.PIPE, check=True, timeout=240):
     done = subprocess.run(["git", *args], env=e or env, input=data, stdout=out, stderr=subprocess.PIPE,
                           cwd=W, timeout=timeout)
     if check and done.returncode != 0:
@@ -61,19 +65,48 @@ def git(*args, e=None, data=None, out=subprocess.PIPE, check=True, timeout=900):
 def real_dir(path):
     return os.path.isdir(path) and not os.path.islink(path)
 
-def big_files(limit):
-    found = []
-    for top, dirs, files in os.walk(W):
-        dirs[:] = [d for d in dirs if d != ".git"]
-        for name in files:
-            path = os.path.join(top, name)
+def not_special(path):
+    # Absent, or a regular file: git would block on reading a FIFO put in its place.
+    return not os.path.lexists(path) or (os.path.isfile(path) and not os.path.islink(path))
+
+READ_BY_GIT = {".gitattributes", ".gitignore", ".gitmodules"}
+
+def scan(limit):
+    # Iterative (a tree thousands of levels deep must not exhaust the stack). Returns the files over
+    # `limit`, and removes FIFOs, sockets and devices where git reads its attributes and ignores:
+    # they could never be committed, and git would block on them.
+    big, removed, todo = [], [], [W]
+    while todo:
+        top = todo.pop()
+        try:
+            entries = list(os.scandir(top))
+        except PermissionError:  # ours (same uid): opened up, so git cannot meet a FIFO hidden in it
             try:
-                st = os.lstat(path)
+                os.chmod(top, 0o700)
+                entries = list(os.scandir(top))
             except OSError:
                 continue
-            if st.st_size > limit and (st.st_mode & 0o170000) == 0o100000:
-                found.append((os.path.relpath(path, W).encode(errors="surrogateescape"), st.st_size))
-    return found
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            kind = st.st_mode & 0o170000
+            if kind == 0o040000:
+                if entry.name != ".git":
+                    todo.append(entry.path)
+            elif kind == 0o100000:
+                if st.st_size > limit:
+                    big.append((os.path.relpath(entry.path, W).encode(errors="surrogateescape"), st.st_size))
+            elif kind != 0o120000 and entry.name in READ_BY_GIT:
+                try:
+                    os.unlink(entry.path)
+                    removed.append(os.path.relpath(entry.path, W))
+                except OSError:
+                    pass
+    return big, removed
 
 def same_size_as_tracked(big, e):
     # Big files the thread already has at that size: not news, so not reported (kept as they were).
@@ -92,7 +125,9 @@ def same_size_as_tracked(big, e):
 
 G = tempfile.mkdtemp(prefix="result.", dir="/tmp")
 git("init", "-q", "--bare", G)
-own = real_dir(W + "/.git") and real_dir(W + "/.git/objects")
+own = (real_dir(W + "/.git") and real_dir(W + "/.git/objects") and real_dir(W + "/.git/objects/info")
+       and not_special(W + "/.git/objects/info/alternates") and os.path.isfile(W + "/.git/config")
+       and not_special(W + "/.git/config") and not_special(W + "/.git/HEAD"))
 if own:  # the workspace's objects spare copying what is unchanged; the host checks all of it
     with open(G + "/objects/info/alternates", "w") as f:
         f.write(W + "/.git/objects\n")
@@ -101,7 +136,7 @@ parent = A["parent"]
 has_parent = git("cat-file", "-e", parent + "^{commit}", e=e, check=False).returncode == 0
 if has_parent:
     git("read-tree", parent, e=e)
-big = big_files(A["max_file"])
+big, removed = scan(A["max_file"])
 names = b"\0".join(p for p, _ in big)
 ignored = set(git("check-ignore", "-z", "--stdin", e=e, data=names, check=False).stdout.split(b"\0")) if big else set()
 specs = b"\0".join([b"."] + [b":(exclude,literal)" + p for p, _ in big])
@@ -109,7 +144,7 @@ git("add", "-A", "--ignore-errors", "--pathspec-from-file=-", "--pathspec-file-n
 tree = git("write-tree", e=e).stdout.decode().strip()
 unchanged = same_size_as_tracked(big, e) if has_parent else set()
 meta = {"left_out": [[p.decode(errors="replace"), s] for p, s in big if p not in ignored | unchanged][:200],
-        "had_history": has_parent, "changed": True}
+        "had_history": has_parent, "changed": True, "removed": removed[:50]}
 if has_parent and tree == git("rev-parse", parent + "^{tree}", e=e).stdout.decode().strip():
     meta["changed"] = False
     sys.stderr.write("\n" + A["mark"] + json.dumps(meta) + "\n")
@@ -127,7 +162,7 @@ if own:  # the workspace's own branch follows, so `git status` is clean in the n
                   "+%s:refs/heads/%s" % (A["ref"], A["branch"])),
                  ("symbolic-ref", "HEAD", "refs/heads/" + A["branch"]), ("read-tree", "refs/heads/" + A["branch"])):
         try:
-            if git(*args, e=w, check=False, timeout=120).returncode != 0:
+            if git(*args, e=w, check=False, timeout=20).returncode != 0:
                 break
         except subprocess.TimeoutExpired:
             break

@@ -15,9 +15,10 @@ from typing import Any
 from ..protocol import TaskFinished, TaskProgress, TaskQueued, TaskRef, Usage, event_from_dict
 from ..store import AgentThread, Limits, Task
 from ..store.models import utcnow
-from .task_run import RunContext, execute, task_ref
+from .task_run import RunContext, TaskRun, task_ref
 
 log = logging.getLogger(__name__)
+DISK_GUARD_S = 1.0
 
 
 class RunManager:
@@ -36,6 +37,8 @@ class RunManager:
         self._stop_reason: dict[int, str] = {}
         self._positions: dict[int, int] = {}
         self._dispatcher: asyncio.Task[None] | None = None
+        self._guard: asyncio.Task[None] | None = None
+        self._runs: dict[int, TaskRun] = {}
         self._closing = False
         self._recover = recover
         self.only: set[int] | None = None  # when set, claim just these tasks (the terminal `exec`)
@@ -47,14 +50,16 @@ class RunManager:
             if self._recover:
                 await self.recover()
             self._dispatcher = asyncio.create_task(self._dispatch(), name="run-dispatcher")
+            self._guard = asyncio.create_task(self._guard_disk(), name="disk-guard")
 
     async def stop(self) -> None:
         """Cancels the dispatcher and running tasks; they are marked interrupted for the next start."""
         self._closing = True
         self._wake.set()
-        if self._dispatcher:
-            self._dispatcher.cancel()
-            await asyncio.gather(self._dispatcher, return_exceptions=True)
+        for loop_task in (self._dispatcher, self._guard):
+            if loop_task:
+                loop_task.cancel()
+                await asyncio.gather(loop_task, return_exceptions=True)
         running = list(self._running.values())
         for t in running:
             t.cancel()
@@ -83,7 +88,8 @@ class RunManager:
                 continue
             stored = await self.store.last_event(task.id, "task.finished")
             event = event_from_dict(stored) if stored else TaskFinished(
-                status=task.status, answer=task.answer, error=task.error, stopped_by=task.stopped_by,  # type: ignore[arg-type]
+                status=task.status, answer=task.answer, error=task.error,  # type: ignore[arg-type]
+                stopped_by=task.stopped_by,
                 usage=Usage(task.input_tokens, task.cached_input_tokens, task.output_tokens))
             await self.bus.emit(task_ref(task, thread), event)
             await self.store.update_task(task.id, announced=True)
@@ -204,7 +210,8 @@ class RunManager:
         try:
             thread = await self.store.get_thread(task.thread_id)
             assert isinstance(thread, AgentThread)
-            await execute(self.ctx, task, thread, self._stop_reason)
+            run = self._runs[task.id] = TaskRun(self.ctx, task, thread, self._stop_reason)
+            await run.run()
             await self._follow_up_leftovers(task)
         except asyncio.CancelledError:
             raise
@@ -213,8 +220,28 @@ class RunManager:
             await self._fail_crashed(task, exc)
         finally:
             self._running.pop(task.id, None)
+            self._runs.pop(task.id, None)
             self._stop_reason.pop(task.id, None)
             self._wake.set()
+
+    async def _guard_disk(self) -> None:
+        """Each workspace fits the disk when its task starts; tasks growing together may not. When free
+        space falls under the reserve (the database lives there), the task with the largest workspace
+        is stopped, and so on each second until there is room; under half the reserve, all of them."""
+        disks, reserve = self.ctx.disks, self.ctx.settings.size("disk_reserve")
+        while True:
+            await asyncio.sleep(DISK_GUARD_S)
+            try:
+                free = disks.free_bytes() if self._runs else reserve
+                if free >= reserve:
+                    continue
+                runs = sorted(self._runs.values(), key=lambda r: disks.allocated(r.thread.id), reverse=True)
+                # Under half the reserve, every task stops: the database must stay writable.
+                for run in runs if free < reserve // 2 else runs[:1]:
+                    run.halt("The bot's disk is nearly full, so this task (among those with the largest "
+                             "workspaces) was stopped.")
+            except Exception:
+                log.exception("disk guard failed")
 
     async def _fail_crashed(self, task: Task, exc: Exception) -> None:
         try:

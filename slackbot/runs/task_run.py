@@ -24,11 +24,12 @@ from ..store.models import utcnow
 from .bus import EventBus
 from .context import build_messages, estimate_tokens
 from .repo_ops import PushResult, RepoOps
-from .workspace import Outcome, Prepared, SetupFailed, TaskRefused, WorkspaceSteps, needs_setup
+from .workspace import Outcome, Prepared, SetupFailed, WorkspaceSteps, needs_setup
 
 log = logging.getLogger(__name__)
 DISK_CHECK_S = 3.0
-EXPECTED = (TaskRefused, SetupFailed, RepoError, SandboxError, DiskError)
+DISK_FAILURES = 3  # measurements failing in a row count as over the quota
+EXPECTED = (SetupFailed, RepoError, SandboxError, DiskError)
 
 
 @dataclass
@@ -53,11 +54,6 @@ def task_ref(task: Task, thread: AgentThread) -> TaskRef:
                    requester=task.requester, status_ts=task.status_ts, prompt=task.prompt)
 
 
-async def execute(ctx: RunContext, task: Task, thread: AgentThread, stop_reason: dict[int, str]) -> None:
-    """Runs the task to a final status; never raises except on shutdown cancellation."""
-    await TaskRun(ctx, task, thread, stop_reason).run()
-
-
 class TaskRun:
     def __init__(self, ctx: RunContext, task: Task, thread: AgentThread, stop_reason: dict[int, str]) -> None:
         self.ctx, self.task, self.thread, self.stop_reason = ctx, task, thread, stop_reason
@@ -69,7 +65,8 @@ class TaskRun:
         self.prepared: Prepared | None = None
         self.network = ""
         self.repo: Repository | None = None
-        self.over_quota = False
+        self.halted = ""  # why the bot itself stopped the task (its disk quota, the host's disk)
+        self._main: asyncio.Task[Any] | None = None
         # The agent's turn.completed / turn.failed is held back until the changes are committed,
         # so that file_change lands inside the turn, as in codex's stream.
         self.turn_end: Event | None = None
@@ -84,12 +81,13 @@ class TaskRun:
         status, error = "failed", ""
         deadline = asyncio.timeout(s.task_timeout_s)
         watcher: asyncio.Task[None] | None = None
+        self._main = asyncio.current_task()
         try:
             await self.emit(ThreadStarted(str(self.thread.id)))
             async with deadline:
                 await self._prepare()
                 if not self.prepared.disk.enforced:  # type: ignore[union-attr]
-                    watcher = asyncio.create_task(self._watch_disk(asyncio.current_task()), name=f"disk-{task.id}")
+                    watcher = asyncio.create_task(self._watch_disk(), name=f"disk-{task.id}")
                 assert self.agent is not None
                 async for event in self.agent.run(await self._messages()):
                     if isinstance(event, (TurnCompleted, TurnFailed)):
@@ -98,15 +96,14 @@ class TaskRun:
                         await self.emit(event)
             status, error = ("failed", self.agent.error) if self.agent.error else ("done", "")
         except asyncio.CancelledError:
-            if self.over_quota:
+            if self.halted:
                 asyncio.current_task().uncancel()  # type: ignore[union-attr]
-                error = (f"The workspace went over its disk quota ({s.workspace_quota}, "
-                         "SLACKBOT_WORKSPACE_QUOTA), so the task was stopped.")
+                error = self.halted
             elif task.id in self.stop_reason:
                 asyncio.current_task().uncancel()  # type: ignore[union-attr]
                 status = "stopped"
-            else:  # shutdown: the next start tells the thread
-                await self._finish("interrupted", "interrupted by a restart")
+            else:  # shutdown
+                await self._finish_whole("interrupted", "interrupted by a restart")
                 raise
         except TimeoutError as exc:
             if deadline.expired():
@@ -122,7 +119,22 @@ class TaskRun:
         finally:
             if watcher:
                 watcher.cancel()
-        await self._finish(status, error)
+        await self._finish_whole(status, error)
+
+    async def _finish_whole(self, status: str, error: str) -> None:
+        """Once finishing has begun it runs to its end (the result taken, the final message out):
+        a Stop or a shutdown arriving meanwhile waits for it; a shutdown is raised again after."""
+        job = asyncio.ensure_future(self._finish(status, error))
+        interrupted = False
+        while not job.done():
+            try:
+                await asyncio.shield(job)
+            except asyncio.CancelledError:
+                interrupted = interrupted or not (self.task.id in self.stop_reason or self.halted)
+                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+        job.result()
+        if interrupted:
+            raise asyncio.CancelledError
 
     async def _prepare(self) -> None:
         ctx, s, thread, task = self.ctx, self.ctx.settings, self.thread, self.task
@@ -205,19 +217,28 @@ class TaskRun:
         self.agent.usage += usage
         return messages
 
-    async def _watch_disk(self, main: asyncio.Task[Any] | None) -> None:
+    def halt(self, reason: str) -> None:
+        """The bot stops the task itself (not a person): it fails with `reason`."""
+        if self._main is not None and not self.halted:
+            self.halted = reason
+            self._main.cancel()
+
+    async def _watch_disk(self) -> None:
         """Without a filesystem quota (not root), the workspace is measured and the task stopped past it."""
         quota = self.ctx.settings.size("workspace_quota")
+        failures = 0
         while True:
             await asyncio.sleep(DISK_CHECK_S)
             try:
-                used = await self.sandbox.disk_usage()
+                used, failures = await self.sandbox.disk_usage(), 0
             except Exception as exc:
+                # The agent can make measuring fail (or slow); that must not switch the quota off.
+                failures += 1
                 log.warning("task %s: could not measure the workspace: %s", self.task.id, exc)
-                continue
-            if used > quota and main is not None:
-                self.over_quota = True
-                main.cancel()
+                used = quota + 1 if failures >= DISK_FAILURES else 0
+            if used > quota:
+                self.halt(f"The workspace went over its disk quota ({self.ctx.settings.workspace_quota}, "
+                          "SLACKBOT_WORKSPACE_QUOTA), so the task was stopped.")
                 return
 
     async def _finish(self, status: str, error: str) -> None:
@@ -272,6 +293,9 @@ class TaskRun:
     async def _auto_push(self, status: str, outcome: Outcome, answer: str) -> PushResult | None:
         if not (status == "done" and outcome.files and self.repo and self.repo.auto_push):
             return None
+        if self.task.requester != self.thread.requester:  # only the thread's first requester (or an admin) pushes
+            return PushResult("Not pushed automatically: only whoever started this thread, or an admin, can "
+                              "push it (the Push button).", ok=False)
         self.task.answer = answer
         try:
             return await self.ctx.repo_ops.push(self.thread, self.task)

@@ -27,10 +27,6 @@ MAX_PATCH_CHARS = 5_000_000
 STEP_TIMEOUT_S = 600.0
 
 
-class TaskRefused(Exception):
-    """The task cannot start; the message says why, for the thread."""
-
-
 class SetupFailed(Exception):
     """The repository's setup command failed; the message quotes its last line."""
 
@@ -65,10 +61,7 @@ class WorkspaceSteps:
         """The workspace, mounted; with a checkout still to make on a thread's first task, the third value
         makes it (the caller may start the agent's container meanwhile)."""
         ctx = self.ctx
-        if ctx.disks.free_bytes() < self.s.size("disk_reserve"):
-            raise TaskRefused(f"The bot's disk is nearly full (less than {self.s.disk_reserve} free in its data "
-                              "directory); tasks start again once space is freed.")
-        disk = await ctx.disks.attach(thread.id)
+        disk = await ctx.disks.attach(thread.id)  # refuses when the disk is nearly full
         if thread.repo_url:
             thread, repo, fresh = await self._mirror(thread, task, disk, progress)
         else:
@@ -82,8 +75,7 @@ class WorkspaceSteps:
         if thread.repo_url:
             instructions = await ctx.results.instructions(repo, fresh or thread.latest_base_sha or thread.base_sha,
                                                           AGENTS_MD_CAP)
-        home = Mount(f"slackbot-home-{ctx.instance}-thread-{thread.id}", "/home/agent", volume=True)
-        mounts = (Mount(str(disk.path), "/workspace"), home)
+        mounts = (Mount(str(disk.path), "/workspace"), Mount(str(disk.home), "/home/agent"))
         return thread, Prepared(disk, repo, fresh or thread.tip_sha, mounts, instructions), clone
 
     async def _mirror(self, thread: AgentThread, task: Task, disk: WorkspaceDisk,
@@ -142,11 +134,14 @@ class WorkspaceSteps:
     async def setup(self, thread: AgentThread, task: Task, repo: Repository | None, prepared: Prepared,
                     network: str, network_env: dict[str, str]) -> tuple[AgentThread, StepResult | None]:
         """The repository's setup command, in a container of its own, once per thread (again when an
-        admin changes it). What it installs stays in the workspace and the thread's home volume."""
+        admin changes it). What it installs stays in the workspace and the thread's home directory."""
         if not needs_setup(thread, repo):
             return thread, None
         assert repo is not None
-        argv = ("timeout", "-k", "5", f"{self.s.command_timeout_s:g}", "bash", "-lc", repo.setup)
+        # No profile or rc file: the home directory and the workspace are the agent's, and setup may
+        # have the network the agent has not.
+        argv = ("timeout", "-k", "5", f"{self.s.command_timeout_s:g}", "bash", "--noprofile", "--norc", "-c",
+                repo.setup)
         result = await self.ctx.sandboxes.run_step(Step(
             task.id, "setup", argv, prepared.mounts, network=network, env=tuple(network_env.items()),
             timeout_s=self.s.command_timeout_s + 30))
@@ -154,7 +149,8 @@ class WorkspaceSteps:
             thread = await self.ctx.store.update_thread(thread.id, setup_hash=setup_digest(repo.setup))
         return thread, result
 
-    async def finish(self, thread: AgentThread, task: Task, prepared: Prepared, message: str) -> tuple[AgentThread, Outcome]:
+    async def finish(self, thread: AgentThread, task: Task, prepared: Prepared,
+                     message: str) -> tuple[AgentThread, Outcome]:
         """After the agent's container is gone: the workspace's changes as one commit by the bot on the
         thread's branch, checked on the way into the host repository."""
         path = self._tmp("result.bundle")
@@ -199,7 +195,7 @@ def setup_digest(command: str) -> str:
 
 
 def needs_setup(thread: AgentThread, repo: Repository | None) -> bool:
-    return bool(repo and repo.setup.strip()) and thread.setup_hash != setup_digest(repo.setup)  # type: ignore[union-attr]
+    return repo is not None and bool(repo.setup.strip()) and thread.setup_hash != setup_digest(repo.setup)
 
 
 def _last_line(output: str) -> str:

@@ -16,6 +16,7 @@ WORKDIR = "/workspace"
 KILL_GRACE_S = 5  # `timeout -k`: SIGKILL this long after SIGTERM
 READ_GRACE_S = 10  # how long past timeout_s we keep reading before giving up on a command
 CALLER_GRACE_S = 15  # the caller's own bound, above READ_GRACE_S so the thread gives up first
+DU_TIMEOUT_S = 60
 
 
 class DockerSandbox:
@@ -81,12 +82,24 @@ class DockerSandbox:
             pass  # the container is gone, and the command with it
 
     async def disk_usage(self) -> int:
-        """Bytes the workspace takes on disk (allocated blocks: a sparse file counts what it holds)."""
-        result = await self.exec("du -sx --block-size=1 /workspace 2>/dev/null | cut -f1", timeout_s=60)
-        first = result.output.strip().split("\n")[0]
-        if not first.isdigit():
-            raise RuntimeError(f"could not measure the workspace: {result.output.strip()[:200]}")
-        return int(first)
+        """Bytes the workspace and home take on disk (allocated blocks: a sparse file counts what it
+        holds). `du` is started directly, not through a shell the agent's profile could change."""
+        return await self._provider.call("measure the workspace", self._du_sync, timeout_s=DU_TIMEOUT_S + 15)
+
+    def _du_sync(self) -> int:
+        api = self._provider.client().api
+        argv = ["timeout", "-k", "5", str(DU_TIMEOUT_S), "du", "-sxc", "--block-size=1", WORKDIR, "/home/agent"]
+        exec_id = api.exec_create(self._container_id, argv, stdout=True, stderr=False, user=self._user)["Id"]
+        sock = api.exec_start(exec_id, socket=True)
+        try:
+            output, _ = read_frames(sock, time.monotonic() + DU_TIMEOUT_S + 10, ExecRun())
+        finally:
+            _close_quietly(sock)
+        last = output.strip().splitlines()[-1:] or [""]
+        total = last[0].split("\t")[0]
+        if not last[0].endswith("total") or not total.isdigit():
+            raise RuntimeError(f"could not measure the workspace: {output.strip()[-200:]}")
+        return int(total)
 
     async def close(self) -> None:
         if self._closed:

@@ -122,6 +122,9 @@ class DockerSandboxes:
             "tmpfs": {"/tmp": f"size={s.sandbox_tmp},mode=1777", "/var/tmp": "size=64m,mode=1777",
                       "/run": "size=16m,mode=755"},
             "read_only": True,
+            # No log file on the host: output arrives by attach or exec, and a log would be a disk
+            # the sandbox could fill (its pid 1's stdout is writable by the agent).
+            "log_config": docker.types.LogConfig(type="none"),
             "network_mode": network or "none",
             "mem_limit": memory,
             "memswap_limit": memory,  # no swap beyond the memory limit

@@ -34,6 +34,7 @@ def open_sync(provider: Any, task_id: int, allow: tuple[str, ...]) -> tuple[str,
         environment={"SLACKBOT_EGRESS_ALLOW": "\n".join(allow)},
         host_config=api.create_host_config(
             network_mode=name, read_only=True, cap_drop=["ALL"], security_opt=["no-new-privileges"],
+            log_config=docker.types.LogConfig(type="json-file", config={"max-size": "1m", "max-file": "1"}),
             mem_limit="256m", memswap_limit="256m", pids_limit=128, init=True),
         networking_config=api.create_networking_config({name: api.create_endpoint_config(aliases=["egress"])}))
     api.connect_container_to_network(proxy["Id"], provider.settings.egress_network)

@@ -12,6 +12,7 @@ from .blocks import StatusState, notice_blocks, status_blocks
 from .deps import Deps
 from .mrkdwn import unescape
 from .options import parse_options
+from .repo_choice import model_refusal
 
 log = logging.getLogger(__name__)
 ACTIVE = ("choosing", "pending", "queued", "running")
@@ -117,6 +118,11 @@ async def handle_reply(deps: Deps, *, channel: str, thread_ts: str, user: str, t
             return True
         in_inbox, keys = True, ()  # the inbox row recorded this delivery already
     opts = parse_options(text)  # a follow-up keeps the thread's repository; model= still applies
+    refused = model_refusal(deps, opts.model)
+    if refused:
+        if in_inbox or await deps.store.first_time(*keys):
+            await say(deps, channel, thread_ts, refused)
+        return True
     ref = await start_task(deps, channel=channel, thread_ts=thread_ts, user=user, text=opts.text or text, ts=ts,
                            keys=keys, model=opts.model)
     return in_inbox or ref is not None

@@ -25,7 +25,19 @@ def thread_fields(repo_id: int | None, url: str, branch: str, trusted: bool = Tr
     return {"repo_id": repo_id, "repo_url": url, "base_branch": branch, "repo_trusted": trusted}
 
 
+def model_refusal(deps: Deps, model: str) -> str:
+    """Why `model=` cannot be used ("" when it can): only the models an admin allowed."""
+    allowed = deps.settings.allowed_models
+    if not model or model in allowed:
+        return ""
+    return (f"The model `{model[:80]}` is not available here; use one of: "
+            + ", ".join(f"`{m}`" for m in allowed) + " (SLACKBOT_MODELS).")
+
+
 async def resolve(deps: Deps, channel: str, opts: MentionOptions, user: str = "") -> Resolution:
+    refused = model_refusal(deps, opts.model)
+    if refused:
+        return Resolution(problem=refused)
     if opts.repo:
         if looks_like_url(opts.repo):
             trusted = await deps.is_admin(user)

@@ -135,9 +135,13 @@ class GitHTTPServer:
 
 
 async def _feed(stdin: asyncio.StreamWriter, body: bytes) -> None:
+    """http-backend may answer and exit before reading all of a request (a fetch with nothing to
+    send): the rest of the body is then of no use, not an error that resets the connection."""
     try:
         stdin.write(body)
         await stdin.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        pass
     finally:
         stdin.close()
 

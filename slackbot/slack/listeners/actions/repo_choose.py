@@ -40,7 +40,9 @@ def handler(deps: Deps):
         if user != task.requester:
             await tell(compose("Only ", mention(task.requester), f" can choose for task #{task.id}."))
             return
-        repo = await deps.repos.get(repo_id) if repo_id != NO_REPO else None
+        # Only a repository linked in this channel: a stale or forged value must not bind another's.
+        linked = {r.repo.id: r.repo for r in await deps.repos.channel_repos(channel)}
+        repo = linked.get(repo_id) if repo_id != NO_REPO else None
         if repo_id != NO_REPO and repo is None:
             await tell("That repository is no longer known; pick another one.")
             return
