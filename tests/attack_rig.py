@@ -7,7 +7,9 @@ real sandbox, then the test checks the host (files that must not appear or chang
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,3 +93,55 @@ def tool_outputs(model: ScriptedModel, key: str) -> list[str]:
 
 def thread_text(slack: FakeSlack, channel: str, ts: str) -> str:
     return "\n".join(block_text(m) for m in bot_messages(slack, channel, ts))
+
+
+# ---- shared by the review's attack tests (test_attacks_review_*.py) ---------------------------------
+
+
+@dataclass
+class Running:
+    """A real bot against its own fakes."""
+
+    bot: object
+    slack: FakeSlack
+    model: ScriptedModel
+    settings: object
+
+
+@contextlib.asynccontextmanager
+async def running_bot(data_dir: Path, **extra: object) -> AsyncIterator[Running]:
+    """Fakes and a Bot of their own, for a test (or a module) whose settings differ from the others'."""
+    from slackbot.app import Bot
+    from tests.conftest import make_settings
+
+    slack, model = FakeSlack(), ScriptedModel()
+    slack.rate_limits = False  # not what these tests are about, and it would only slow them
+    await slack.start()
+    await model.start()
+    try:
+        settings = make_settings(data_dir, slack, model, **extra)
+        async with Bot(settings, port=0) as bot:
+            yield Running(bot, slack, model, settings)
+    finally:
+        await model.stop()
+        await slack.stop()
+
+
+def push_upstream(remote: Path, work: Path, files: dict[str, str], message: str) -> str:
+    """A new commit on the remote's main (someone else's push); returns its sha."""
+    if not work.exists():
+        git("clone", "-q", str(remote), str(work))
+    git("pull", "-q", "--ff-only", "origin", "main", cwd=work)
+    for rel, content in files.items():
+        (work / rel).parent.mkdir(parents=True, exist_ok=True)
+        (work / rel).write_text(content)
+    git("add", "-A", cwd=work)
+    git("commit", "-qm", message, cwd=work)
+    git("push", "-q", "origin", "HEAD:main", cwd=work)
+    return git("rev-parse", "HEAD", cwd=work).strip()
+
+
+async def thread_task_ids(bot, channel: str, ts: str) -> list[int]:  # type: ignore[no-untyped-def]
+    """The ids of a thread's tasks, oldest first (ids are global when tests share a bot)."""
+    thread = await bot.store.thread_for(channel, ts)
+    return sorted(t.id for t in await bot.store.thread_tasks(thread.id)) if thread else []
