@@ -13,10 +13,13 @@ from .agent import OpenAIModel
 from .redact import Redactor
 from .repos import GitRunner, Mirrors, Results
 from .runs import EventBus, RunContext, RunManager
+from .runs.feed import EventFeed
 from .runs.repo_ops import RepoOps
+from .runs.signals import Signals
+from .runs.workers import Identity
 from .sandbox import DockerSandboxes, WorkspaceDisks
 from .settings import Settings
-from .store import RepoStore, Store
+from .store import Coord, RepoStore, Store
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +59,8 @@ class Models:
 
     def __call__(self, name: str) -> OpenAIModel:
         s = self.settings
-        return OpenAIModel(name=name, api=s.model_api, retries=s.model_retries, client=self._client)
+        return OpenAIModel(name=name, api=s.model_api, retries=s.model_retries, client=self._client,
+                           timeout_s=s.model_timeout_s)
 
     async def close(self) -> None:
         await self._client.close()
@@ -80,30 +84,35 @@ class Bot:
     """`async with Bot(settings) as bot:` runs the Slack front and/or a worker until the block ends."""
 
     def __init__(self, settings: Settings, *, port: int = 3000, http: bool = False, front: bool = True,
-                 worker: bool = True, slack: bool = True, exclusive: bool = False) -> None:
-        """`exclusive`: run only tasks handed over explicitly (the terminal `exec` shares the
-        database with a running bot, and must neither recover nor claim the bot's tasks)."""
+                 worker: bool = True, exclusive: bool = False) -> None:
+        """`front`: Slack (events in, task output out); `worker`: runs tasks; `exclusive`: runs only
+        the tasks pinned to it (the terminal's `exec`, which shares the database with a running bot)."""
         self.settings = settings
         self.port = port
         self.http = http
-        self.front = front and slack
+        self.front = front
         self.worker = worker
-        self.slack = slack
         self.exclusive = exclusive
         self.background = Background()
         self.server: Any = None
         self.updater: Any = None
+        self.feed: EventFeed | None = None
+        kind = "exec" if exclusive else "+".join(k for k, on in (("front", front), ("worker", worker)) if on)
+        self.identity = Identity(kind or "idle")
 
     async def start(self) -> None:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(s.db_url)
         await self.store.upgrade()  # first: a database newer than the code stops the start here
+        self.signals = Signals(s.db_url)
+        await self.signals.start()
         # Commands hold a thread each for their whole run: room for every task plus engine calls.
-        self.sandboxes = DockerSandboxes(s, instance=instance_label(s), max_workers=s.max_tasks + 8)
+        self.sandboxes = DockerSandboxes(s, instance=instance_label(s), worker=self.identity.id,
+                                         max_workers=s.max_tasks + 8)
         self.git = GitRunner()
         self.models = Models(s)
-        self.bus = EventBus(self.store, redactor=Redactor(s.secrets()))
+        self.bus = EventBus(self.store, redactor=Redactor(s.secrets()), signals=self.signals)
         mirrors = Mirrors(s.mirrors_dir, self.git, github_token=s.github_token, data_dir=s.data_dir)
         self.disks = WorkspaceDisks(s.workspaces_dir, quota_bytes=s.size("workspace_quota"),
                                     mode=s.workspace_quota_mode, tmp_dir=s.tmp_dir,
@@ -112,17 +121,16 @@ class Bot:
         ctx = RunContext(s, self.store, self.bus, self.sandboxes, self.disks, self.git, results,
                          self.models, RepoOps(s, self.store, mirrors), instance=instance_label(s),
                          egress_allow=egress_allowlist(s))
-        self.runs = RunManager(ctx, run_worker=self.worker, recover=not self.exclusive)
-        if self.exclusive:
-            self.runs.only = set()
-        if self.slack:
+        self.runs = RunManager(ctx, identity=self.identity, signals=self.signals, run_worker=self.worker,
+                               pinned_only=self.exclusive)
+        if self.front:
             await self._start_slack()
         await self.runs.start()
         if self.server:
             self.server.ready = True
 
     async def _start_slack(self) -> None:
-        # Imported here: the CLI's exec command runs without any Slack part.
+        # Imported here: workers and the CLI's exec command run without any Slack part.
         from .slack.app import bolt_app, web_client
         from .slack.deps import Deps
         from .slack.home import HomeRefresher
@@ -135,32 +143,41 @@ class Bot:
         auth = await self.client.auth_test()
         self.updater = StatusUpdater(self.client, per_min=s.update_budget_per_min,
                                      min_interval_s=s.update_min_interval_s)
-        renderer = SlackRenderer(self.client, self.updater)
-        self.bus.add_sink(renderer)
+        renderer = SlackRenderer(self.client, self.updater, self.store, max_file=s.max_file)
+        # Task output reaches Slack from the database, through whichever front holds the output lease.
+        self.feed = EventFeed(self.store, Coord(self.store), self.signals, self.identity.id,
+                              lease_s=s.worker_lease_s)
+        self.feed.add_sink(renderer)
+        feed = self.feed
+        self.runs.positions_owner = lambda: feed.held
         self.background.spawn(self.updater.run(), "status-updater")
         self.background.spawn(renderer.tick(), "status-ticker")
-        if self.front:
-            self.deps = Deps(s, self.store, self.runs, renderer, self.client, RepoStore(self.store),
-                             bot_user_id=auth.get("user_id", ""))
-            home = HomeRefresher(self.deps)
-            self.bus.add_sink(home)
-            self.background.spawn(home.run(), "home-refresher")
-            socket_mode = bool(s.slack_app_token) and not self.http
-            self.server = SlackServer(bolt_app(self.deps, socket_mode=socket_mode), port=self.port,
-                                      app_token=s.slack_app_token, http=self.http)
-            await self.server.start()
-            self.port = self.server.port
+        self.deps = Deps(s, self.store, self.runs, renderer, self.client, RepoStore(self.store),
+                         bot_user_id=auth.get("user_id", ""))
+        home = HomeRefresher(self.deps)
+        self.feed.add_sink(home)
+        self.background.spawn(home.run(), "home-refresher")
+        await self.feed.start()
+        socket_mode = bool(s.slack_app_token) and not self.http
+        self.server = SlackServer(bolt_app(self.deps, socket_mode=socket_mode), port=self.port,
+                                  app_token=s.slack_app_token, http=self.http)
+        await self.server.start()
+        self.port = self.server.port
 
     async def stop(self) -> None:
         if self.server:
             await self.server.stop()
         await self.runs.stop()
+        await self.bus.close()
+        if self.feed:
+            await self.feed.stop()
         if self.updater:
             try:
                 await self.updater.flush(10)
             except TimeoutError:
                 log.warning("some status edits were not sent before shutdown")
         await self.background.close()
+        await self.signals.stop()
         await self.models.close()
         await self.sandboxes.aclose()
         self.disks.close()

@@ -43,7 +43,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--http", action="store_true", help="force HTTP mode")
     run.add_argument("--port", type=int, default=3000)
     run.add_argument("--no-worker", action="store_true", help="run only the Slack front")
-    worker = sub.add_parser("worker", help="a worker process only (claims queued tasks from the database)")
+    worker = sub.add_parser("worker", help="a worker process only (claims queued tasks from the database; "
+                                           "needs no Slack tokens)")
     worker.add_argument("--port", type=int, default=0, help="unused; reserved")
     sub.add_parser("doctor", help="check tokens, Slack, the model endpoint, Docker, the image, the database")
     ex = sub.add_parser("exec", help="run one task from the terminal, printing its live events")
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(settings, "warning" if args.command == "exec" else args.log_level)
     if args.command == "run":
         return _run(settings, port=args.port, http=args.http, worker=not args.no_worker)
-    if args.command == "worker":
+    if args.command == "worker":  # no Slack: the front renders what workers store
         return _run(settings, port=0, http=False, worker=True, front=False)
     if args.command == "doctor":
         from .doctor import doctor
@@ -126,7 +127,7 @@ async def _db(settings: Settings, action: str) -> int:
 
 
 def _run(settings: Settings, *, port: int, http: bool, worker: bool, front: bool = True) -> int:
-    if not settings.slack_bot_token:
+    if front and not settings.slack_bot_token:
         print("SLACK_BOT_TOKEN is not set (a bot token, xoxb-…). See README.md.", file=sys.stderr)
         return 2
     if front and (http or not settings.slack_app_token) and not settings.slack_signing_secret:

@@ -9,11 +9,32 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, Union
+from enum import StrEnum
+from typing import Any, Collection, Literal, Protocol, Union
 
 ItemStatus = Literal["in_progress", "completed", "failed"]
-TaskStatus = Literal["queued", "running", "done", "failed", "stopped", "interrupted"]
-FINAL_STATUSES = ("done", "failed", "stopped", "interrupted")
+FileKind = Literal["add", "delete", "update"]
+
+
+class TaskStatus(StrEnum):
+    """A task's life: recorded (pending, or choosing its repository) → queued → running → final.
+    Which moves are allowed is decided in `runs/states.py`, the only writer of a status."""
+
+    PENDING = "pending"  # recorded; its status message is not posted yet
+    CHOOSING = "choosing"  # waiting for the requester to pick a repository
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset({TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.STOPPED, TaskStatus.INTERRUPTED})
 
 
 # ---- items -------------------------------------------------------------------------------
@@ -38,7 +59,7 @@ class CommandExecution:
 @dataclass(frozen=True)
 class FileChangeEntry:
     path: str
-    kind: Literal["add", "delete", "update"]
+    kind: FileKind
 
 
 @dataclass(frozen=True)
@@ -116,12 +137,6 @@ class ItemStarted:
 
 
 @dataclass(frozen=True)
-class ItemUpdated:
-    item: Item
-    type: str = "item.updated"
-
-
-@dataclass(frozen=True)
 class ItemCompleted:
     item: Item
     type: str = "item.completed"
@@ -161,7 +176,13 @@ class FileStat:
     path: str
     added: int
     removed: int
-    kind: Literal["add", "delete", "update"] = "update"
+    kind: FileKind = "update"
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    path: str
+    size: int
 
 
 @dataclass(frozen=True)
@@ -175,23 +196,25 @@ class TaskFinished:
     stopped_by: str = ""
     branch: str = ""
     repo: str = ""  # the repository's name or URL; empty for a scratch workspace
-    diff: str = ""  # the task's whole change, as a patch
+    has_patch: bool = False  # the task's whole change is stored as a patch (kept out of the events)
     pushable: bool = False  # a branch with commits that can be pushed (the Push button)
     pr_url: str = ""
-    note: str = ""  # e.g. what an automatic push did
+    push: str = ""  # what an automatic push did (a runs.outcomes.PushCode), empty when none was tried
+    push_detail: str = ""  # the push's error, when it failed
+    left_out: tuple[LeftOut, ...] = ()  # files too large for the commit
     type: str = "task.finished"
 
 
 Event = Union[
-    ThreadStarted, TurnStarted, ItemStarted, ItemUpdated, ItemCompleted, TurnCompleted,
-    TurnFailed, TaskQueued, TaskProgress, TaskFinished,
+    ThreadStarted, TurnStarted, ItemStarted, ItemCompleted, TurnCompleted, TurnFailed, TaskQueued, TaskProgress,
+    TaskFinished,
 ]
 
 _ITEMS = {c.__dataclass_fields__["type"].default: c
           for c in (AgentMessage, CommandExecution, FileChange, TodoList, ErrorItem, UserMessage)}
 _EVENTS = {c.__dataclass_fields__["type"].default: c
-           for c in (ThreadStarted, TurnStarted, ItemStarted, ItemUpdated, ItemCompleted, TurnCompleted,
-                     TurnFailed, TaskQueued, TaskProgress, TaskFinished)}
+           for c in (ThreadStarted, TurnStarted, ItemStarted, ItemCompleted, TurnCompleted, TurnFailed,
+                     TaskQueued, TaskProgress, TaskFinished)}
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
@@ -208,13 +231,16 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     cls = _EVENTS[kind]
     if cls is TurnFailed:
         return TurnFailed(message=data.get("error", {}).get("message", ""))
-    kwargs = {k: v for k, v in data.items() if k != "type"}
+    # Fields this code does not know (an older event's, a newer one's) are left out.
+    kwargs = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "type"}
     if "item" in kwargs:
         kwargs["item"] = _item_from_dict(kwargs["item"])
     if "usage" in kwargs:
         kwargs["usage"] = Usage(**kwargs["usage"])
     if cls is TaskFinished:
+        kwargs["status"] = TaskStatus(kwargs["status"])
         kwargs["files"] = tuple(FileStat(**f) for f in kwargs.get("files", ()))
+        kwargs["left_out"] = tuple(LeftOut(**f) for f in kwargs.get("left_out", ()))
     return cls(**kwargs)
 
 
@@ -231,15 +257,6 @@ def _item_from_dict(data: dict[str, Any]) -> Item:
 # ---- ops (surface → core) ----------------------------------------------------------------
 
 @dataclass(frozen=True)
-class UserTurn:
-    """Start a task: the first mention of a thread or a follow-up in it."""
-
-    text: str
-    user: str
-    user_name: str = ""
-
-
-@dataclass(frozen=True)
 class Steer:
     """A reply written while a task runs; delivered before the next model call."""
 
@@ -247,11 +264,6 @@ class Steer:
     user: str
     user_name: str = ""
     ts: str = ""
-
-
-@dataclass(frozen=True)
-class Interrupt:
-    by: str
 
 
 # ---- the sandbox, as the agent sees it ---------------------------------------------------
@@ -317,7 +329,10 @@ class StepResult:
 
 
 class SandboxProvider(Protocol):
-    """Starts task containers and cleans up after them (docker now; a warm pool later)."""
+    """Starts task containers and cleans up after them (docker now; a warm pool later). What it
+    starts is labelled with `worker`, the process's identity, so a dead worker's leftovers are found."""
+
+    worker: str
 
     async def start(self, *, task_id: int, mounts: tuple[Mount, ...], network: str = "",
                     env: dict[str, str] | None = None) -> Sandbox: ...
@@ -330,7 +345,9 @@ class SandboxProvider(Protocol):
 
     async def remove_task(self, task_id: int) -> None: ...
 
-    async def reap(self, keep_task_ids: Any = frozenset()) -> list[str]: ...
+    async def reap(self, live_workers: Collection[str] = ()) -> list[str]: ...
+
+    async def remove_worker(self, worker: str) -> list[str]: ...
 
 
 # ---- what sinks see ----------------------------------------------------------------------

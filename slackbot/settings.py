@@ -26,8 +26,11 @@ class Settings(BaseSettings):
     model_api: str = Field("chat", alias="SLACKBOT_MODEL_API", description="chat or responses.")
     models: str = Field("", alias="SLACKBOT_MODELS",
                         description="Comma-separated models people may pick with model= (besides SLACKBOT_MODEL).")
-    model_retries: int = Field(4, alias="SLACKBOT_MODEL_RETRIES", description="Retries of transient errors.")
-    model_timeout_s: float = Field(300.0, alias="SLACKBOT_MODEL_TIMEOUT_S")
+    model_retries: int = Field(4, alias="SLACKBOT_MODEL_RETRIES",
+                               description="Retries of HTTP errors (by the openai SDK, honouring Retry-After) "
+                                           "and of malformed answers, each.")
+    model_timeout_s: float = Field(600.0, alias="SLACKBOT_MODEL_TIMEOUT_S",
+                                   description="One model call, every retry and wait included.")
     context_budget_tokens: int = Field(
         200_000, alias="SLACKBOT_CONTEXT_BUDGET_TOKENS",
         description="History above this (estimated) is compacted: first and latest turns kept, middle summarised.")
@@ -75,6 +78,10 @@ class Settings(BaseSettings):
     max_tasks: int = Field(8, alias="SLACKBOT_MAX_TASKS")
     max_tasks_per_user: int = Field(3, alias="SLACKBOT_MAX_TASKS_PER_USER")
     max_tasks_per_channel: int = Field(4, alias="SLACKBOT_MAX_TASKS_PER_CHANNEL")
+    worker_max_tasks: int = Field(0, alias="SLACKBOT_WORKER_MAX_TASKS",
+                                  description="Tasks one worker process runs at once (0: SLACKBOT_MAX_TASKS).")
+    worker_lease_s: float = Field(30.0, alias="SLACKBOT_WORKER_LEASE_S", gt=0.5,
+                                  description="A worker that dies has its tasks marked interrupted within this.")
 
     # Slack status updates
     update_budget_per_min: int = Field(45, alias="SLACKBOT_UPDATE_BUDGET_PER_MIN",

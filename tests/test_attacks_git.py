@@ -15,6 +15,8 @@ from tests.conftest import make_settings
 from tests.fakes.serve import serve
 from tests.helpers import block_text, bot_messages
 
+pytestmark = pytest.mark.docker  # every test here runs containers
+
 USER_GIT = "git -c user.name=x -c user.email=x@y"
 
 

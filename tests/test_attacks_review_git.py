@@ -18,7 +18,7 @@ from tests.fakes import shell, text
 from tests.helpers import block_text, final_replies, mention, wait_final
 from tests.slack_actions import command as slash
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.docker]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -45,6 +45,7 @@ async def said(slack, channel: str, ts: str, words: str, timeout: float = 20) ->
 
 # ---- C6: model= only names an allowed model; one HTTP client for all names ----------------------
 
+@pytest.mark.docker
 async def test_c6_model_option_is_limited_to_the_allowed_models(rig):
     slack, model = rig.slack, rig.model
     ts = await mention(slack, "model=attacker-model-1 c6-unlisted please", channel="CC6")
@@ -99,6 +100,7 @@ async def test_malformed_repository_urls_get_a_clear_refusal(rig, url):
 
 # ---- The repository chooser only binds a repository linked in this channel ----------------------
 
+@pytest.mark.docker
 async def test_chooser_refuses_a_repository_linked_only_elsewhere(rig):
     slack, model, bot = rig.slack, rig.model, rig.bot
     for name in ("chooser-one", "chooser-two", "chooser-three"):

@@ -20,7 +20,7 @@ from tests.attack_rig import command, make_remote, run_task, running_bot, tool_o
 from tests.fakes import shell, text
 from tests.helpers import block_text, bot_messages, mention, wait_final
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.docker]
 
 
 def need_root() -> None:

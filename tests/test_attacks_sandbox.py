@@ -99,6 +99,7 @@ class Targets:
         await self.host_app.cleanup()
 
 
+@pytest.mark.docker
 async def test_s1_setup_cannot_reach_the_host_other_containers_or_metadata(slack, model, tmp_path, engine):
     targets = Targets(engine)
     await targets.start()
@@ -147,6 +148,7 @@ async def _setup_events(bot, task_id: int) -> list[dict]:
             and e["item"].get("id", "").endswith("_setup")]
 
 
+@pytest.mark.docker
 async def test_s2_setup_network_and_environment_never_reach_the_agent(slack, model, tmp_path):
     remote = make_remote(tmp_path)
     settings = make_settings(tmp_path / "data", slack, model, SLACKBOT_ADMINS="UADMIN")
@@ -162,6 +164,7 @@ async def test_s2_setup_network_and_environment_never_reach_the_agent(slack, mod
         assert counts.split()[-2:] == ["0", "0"]
 
 
+@pytest.mark.docker
 async def test_s3_disk_fill_is_bounded_by_the_quota(slack, model, tmp_path):
     settings = make_settings(tmp_path / "data", slack, model, SLACKBOT_WORKSPACE_QUOTA="64m")
     async with Bot(settings, port=0) as bot:
@@ -175,6 +178,7 @@ async def test_s3_disk_fill_is_bounded_by_the_quota(slack, model, tmp_path):
         assert image.stat().st_blocks * 512 <= 80 * 1024 * 1024  # the host gave it no more than the quota
 
 
+@pytest.mark.docker
 async def test_s4_disk_watcher_stops_a_task_past_its_quota(slack, model, tmp_path):
     settings = make_settings(tmp_path / "data", slack, model, SLACKBOT_WORKSPACE_QUOTA="32m",
                              SLACKBOT_WORKSPACE_QUOTA_MODE="watch")
@@ -187,6 +191,7 @@ async def test_s4_disk_watcher_stops_a_task_past_its_quota(slack, model, tmp_pat
         assert time.monotonic() - started < 40
 
 
+@pytest.mark.docker
 async def test_s5_sparse_100gb_agents_md_and_file_are_left_out(slack, model, tmp_path):
     remote = make_remote(tmp_path)
     settings = make_settings(tmp_path / "data", slack, model, SLACKBOT_ADMINS="UADMIN")
@@ -204,6 +209,7 @@ async def test_s5_sparse_100gb_agents_md_and_file_are_left_out(slack, model, tmp
         assert time.monotonic() - started < 90
 
 
+@pytest.mark.docker
 async def test_s6_channel_members_cannot_fetch_private_or_local_urls(slack, model, tmp_path):
     remote = make_remote(tmp_path)
     settings = make_settings(tmp_path / "data", slack, model, SLACKBOT_ADMINS="UADMIN")

@@ -8,6 +8,7 @@ import os
 import sys
 
 import aiohttp
+import pytest
 
 from tests.conftest import SANDBOX_IMAGE, TEST_OPENAI_KEY
 from tests.fakes import shell, text
@@ -32,6 +33,7 @@ async def run_cli(env: dict[str, str], *args: str, timeout: float = 120) -> tupl
     return proc.returncode, out.decode(), err.decode()
 
 
+@pytest.mark.docker
 async def test_doctor_green_against_the_fakes(slack, model, tmp_path):
     code, out, _err = await run_cli(cli_env(tmp_path, slack, model), "doctor")
     assert code == 0, out
@@ -53,6 +55,7 @@ async def test_doctor_red_names_a_dead_model_endpoint(slack, model, tmp_path):
     assert "✗ model endpoint" in out and "OPENAI_BASE_URL" in out
 
 
+@pytest.mark.docker
 async def test_exec_json_prints_codex_events(slack, model, tmp_path):
     model.script([shell("echo hi > a.txt; cat a.txt"), text("Wrote a.txt")])
     code, out, err = await run_cli(cli_env(tmp_path, slack, model), "exec", "write a.txt", "--json")
@@ -76,6 +79,7 @@ async def test_exec_json_prints_codex_events(slack, model, tmp_path):
     assert set(usage) == {"input_tokens", "cached_input_tokens", "output_tokens"} and usage["input_tokens"] > 0
 
 
+@pytest.mark.docker
 async def test_exec_reports_model_failure(slack, model, tmp_path):
     from tests.fakes import error
     model.script([error(401, "bad key")])
@@ -116,6 +120,7 @@ async def _port_from_log(proc: asyncio.subprocess.Process) -> int:
             return int(line.split("listening on port ")[1].split()[0])
 
 
+@pytest.mark.docker
 async def test_exec_with_the_responses_api(slack, model, tmp_path):
     model.script([shell("echo from-responses"), text("Responses API works.")])
     env = cli_env(tmp_path, slack, model, SLACKBOT_MODEL_API="responses")
@@ -148,6 +153,7 @@ def test_log_lines_never_carry_secrets():
     assert "xoxb-secret-123" not in text and text.count("[redacted]") >= 2
 
 
+@pytest.mark.docker
 async def test_exec_with_a_repository(slack, model, tmp_path):
     from tests.test_e2e_repos import git, make_remote
 

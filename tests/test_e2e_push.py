@@ -6,11 +6,15 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from slackbot.app import Bot
 from tests.conftest import make_settings
 from tests.fakes import shell, text
 from tests.helpers import block_text, bot_messages, mention, reply, wait_final
 from tests.slack_actions import button, command, ephemeral_texts, press
+
+pytestmark = pytest.mark.docker  # every test here runs containers
 
 
 def git(*args: str, cwd: Path | None = None) -> str:

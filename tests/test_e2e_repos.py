@@ -53,6 +53,7 @@ def admin_settings(tmp_path, slack, model):
     return make_settings(tmp_path / "data", slack, model, SLACKBOT_ADMINS="UADMIN")
 
 
+@pytest.mark.docker
 async def test_link_mention_push_follow_up(slack, model, admin_settings, tmp_path):
     remote = make_remote(tmp_path)
     slack.users["U1"] = {"real_name": "Ada Lovelace", "profile": {"email": "ada@example.com",
@@ -91,6 +92,7 @@ async def test_link_mention_push_follow_up(slack, model, admin_settings, tmp_pat
         assert "# docs" not in git("show", "main:README.md", cwd=remote)
 
 
+@pytest.mark.docker
 async def test_override_by_name_url_and_branch(slack, model, admin_settings, tmp_path):
     app, other = make_remote(tmp_path, "app"), make_remote(tmp_path, "other")
     async with Bot(admin_settings, port=0):
@@ -112,6 +114,7 @@ async def test_override_by_name_url_and_branch(slack, model, admin_settings, tmp
         assert out.splitlines()[1].strip() == "1"
 
 
+@pytest.mark.docker
 async def test_several_repos_and_no_default_asks_the_requester(slack, model, admin_settings, tmp_path):
     remotes = {n: make_remote(tmp_path, n) for n in ("app", "other", "third")}
     async with Bot(admin_settings, port=0):
@@ -151,6 +154,7 @@ async def test_clear_messages_for_bad_repositories(slack, model, admin_settings,
                                          for m in bot_messages(slack, "C1", ts)), timeout=15)
 
 
+@pytest.mark.docker
 async def test_push_rejected_is_explained(slack, model, admin_settings, tmp_path):
     remote = make_remote(tmp_path)
     hook = remote / "hooks" / "pre-receive"
@@ -166,6 +170,7 @@ async def test_push_rejected_is_explained(slack, model, admin_settings, tmp_path
                                          for m in bot_messages(slack, "C1", ts)), timeout=30)
 
 
+@pytest.mark.docker
 async def test_pull_request_with_fake_github_and_auto_push(slack, model, tmp_path):
     remote = make_remote(tmp_path)
     github = FakeGitHub()
@@ -191,6 +196,7 @@ async def test_pull_request_with_fake_github_and_auto_push(slack, model, tmp_pat
         await github.stop()
 
 
+@pytest.mark.docker
 async def test_setup_has_network_and_the_agent_only_loopback(slack, model, admin_settings, tmp_path):
     remote = make_remote(tmp_path)
     async with Bot(admin_settings, port=0) as bot:
@@ -209,6 +215,7 @@ async def test_setup_has_network_and_the_agent_only_loopback(slack, model, admin
         assert setup and setup[0]["item"]["exit_code"] == 0
 
 
+@pytest.mark.docker
 async def test_second_thread_fetches_the_mirror_instead_of_cloning(slack, model, admin_settings, tmp_path):
     from tests.fakes.git_http import GitHTTPServer
 

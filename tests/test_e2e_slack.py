@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import pytest
 
 from slackbot.app import Bot
 from tests.conftest import make_settings
@@ -12,6 +13,7 @@ from tests.fakes import shell, text
 from tests.helpers import block_text, bot_messages, mention, wait_final
 
 
+@pytest.mark.docker
 async def test_http_mode_signed_delivery_and_healthz(slack, model, tmp_path):
     settings = make_settings(tmp_path / "d", slack, model, SLACK_APP_TOKEN="")
     model.script([shell("echo via-http"), text("HTTP works.")])
@@ -37,6 +39,7 @@ async def test_http_mode_signed_delivery_and_healthz(slack, model, tmp_path):
     assert len([r for r in model.requests]) == 2
 
 
+@pytest.mark.docker
 async def test_duplicate_deliveries_start_one_task(slack, model, bot):
     model.script([text("only once")])
     payload, ts = slack.mention("C1", "U1", "once please")
@@ -52,6 +55,7 @@ async def test_duplicate_deliveries_start_one_task(slack, model, bot):
     assert slack.count("reactions.add") == 1
 
 
+@pytest.mark.docker
 async def test_slack_429_during_updates_is_honoured(slack, model, bot):
     slack.fail_next("chat.update", status=429, retry_after=1, times=2)
     model.script([shell("echo one"), shell("echo two"), text("Finished despite 429s.")])
@@ -68,6 +72,7 @@ async def test_slack_429_during_updates_is_honoured(slack, model, bot):
     assert updates[i + 1].time - updates[i].time >= 0.9
 
 
+@pytest.mark.docker
 async def test_ten_concurrent_tasks_cause_no_429(slack, model, tmp_path):
     settings = make_settings(tmp_path / "d", slack, model, SLACKBOT_MAX_TASKS=10, SLACKBOT_MAX_TASKS_PER_USER=10,
                              SLACKBOT_MAX_TASKS_PER_CHANNEL=10, SLACKBOT_UPDATE_BUDGET_PER_MIN=20)

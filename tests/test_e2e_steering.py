@@ -6,12 +6,15 @@ import asyncio
 import json
 
 import docker
+import pytest
 
 from slackbot.agent.history import SUMMARY_PROMPT
 from slackbot.app import Bot, instance_label
 from tests.conftest import make_settings
 from tests.fakes import shell, text
 from tests.helpers import block_text, bot_messages, mention, reply, wait_final
+
+pytestmark = pytest.mark.docker  # every test here runs containers
 
 
 def user_texts(body: dict) -> list[str]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from slackbot.app import Bot
 from tests.conftest import TEST_OPENAI_KEY, make_settings
 from tests.fakes import error, shell, text, tool_calls
@@ -14,6 +16,7 @@ def tool_results(body: dict) -> list[str]:
     return [m["content"] for m in body["messages"] if m["role"] == "tool"]
 
 
+@pytest.mark.docker
 async def test_mention_runs_commands_in_a_real_sandbox(slack, model, bot):
     model.script([
         tool_calls([("update_plan", {"plan": [{"step": "write the file", "status": "in_progress"},
@@ -54,6 +57,7 @@ async def test_mention_runs_commands_in_a_real_sandbox(slack, model, bot):
     assert TEST_OPENAI_KEY not in json.dumps([r.body for r in model.requests])
 
 
+@pytest.mark.docker
 async def test_failing_command_and_timeout_are_reported(slack, model, tmp_path):
     settings = make_settings(tmp_path / "d", slack, model, SLACKBOT_COMMAND_TIMEOUT_S=2)
     model.script([
@@ -73,6 +77,7 @@ async def test_failing_command_and_timeout_are_reported(slack, model, tmp_path):
     assert results[2].splitlines()[1] == "0"  # the timed-out command is really gone
 
 
+@pytest.mark.docker
 async def test_model_500_then_recovery(slack, model, bot):
     model.script([error(500, "overloaded"), error(503, "busy"), shell("echo ok"), text("Recovered fine.")])
     ts = await mention(slack, "be resilient")
@@ -80,6 +85,7 @@ async def test_model_500_then_recovery(slack, model, bot):
     assert "Recovered fine." in block_text(final)
 
 
+@pytest.mark.docker
 async def test_permanent_model_failure_tells_the_thread(slack, model, tmp_path):
     settings = make_settings(tmp_path / "d", slack, model, SLACKBOT_MODEL_RETRIES=1)
     model.script([error(500, "down"), error(500, "still down")])
@@ -92,6 +98,7 @@ async def test_permanent_model_failure_tells_the_thread(slack, model, tmp_path):
         await slack.wait_for(lambda: slack.message("C1", status["ts"])["text"].startswith("❌ Failed"), timeout=15)
 
 
+@pytest.mark.docker
 async def test_bad_model_request_fails_without_retry(slack, model, bot):
     model.script([error(400, "model not found")])
     ts = await mention(slack, "anything")

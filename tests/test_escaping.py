@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from slackbot.protocol import Usage
 from slackbot.slack.blocks import StatusState, final_blocks, notice_blocks, status_blocks
 from slackbot.slack.ids import parse_id
@@ -95,6 +97,7 @@ def test_ids_are_ascii_digits_within_the_database():
 # ---- end to end -----------------------------------------------------------------------------------
 
 
+@pytest.mark.docker
 async def test_command_output_and_answers_are_shown_escaped(slack, model, bot):
     model.script([shell(f"echo '{HOSTILE}'; sleep 2"),
                   text(f"The command printed {HOSTILE}. See [https://good.example](https://evil.example/x).")])
@@ -108,6 +111,7 @@ async def test_command_output_and_answers_are_shown_escaped(slack, model, bot):
         assert_inert(json.dumps(params.get("text", "")) + json.dumps(params.get("blocks", [])))
 
 
+@pytest.mark.docker
 async def test_a_failure_quoting_hostile_text_is_escaped_in_status_and_reply(slack, model, bot):
     model.script([error(400, f"bad request: {HOSTILE}")])
     ts = await send_mention(slack, "fail loudly")

@@ -1,10 +1,10 @@
 """Schema migrations: an empty database, one made by the first release's own code (checked out from git,
-never copied by hand), and one a newer slackbot migrated."""
+never copied by hand), and one a newer slackbot migrated; each on SQLite and on PostgreSQL (tests/db.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlmodel import SQLModel
 
 from slackbot.store import SchemaTooNew, Store, migrations
+from tests.db import Databases
 
 REPO = Path(__file__).resolve().parents[1]
 FIRST_RELEASE = "1604387"
@@ -52,23 +53,23 @@ asyncio.run(main())
 
 
 @pytest.fixture(scope="module")
-def first_release_db(tmp_path_factory) -> Path:
-    """A database file made and filled by the first release's code; tests copy it."""
+def first_release(tmp_path_factory) -> Path:
+    """The first release's package, checked out from git."""
     root = tmp_path_factory.mktemp("first-release")
     archive = subprocess.run(["git", "-C", str(REPO), "archive", FIRST_RELEASE, "slackbot"],
                              check=True, capture_output=True, timeout=60).stdout
     subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True, timeout=60)
-    db = root / "old.db"
-    env = {**os.environ, "PYTHONPATH": str(root)}
-    done = subprocess.run([sys.executable, "-c", FILL_OLD_DATABASE, f"sqlite:///{db}"], cwd=root, env=env,
+    return root
+
+
+def first_release_db(first_release: Path, databases: Databases) -> str:
+    """A new database made and filled by the first release's code (its create_all, on either kind)."""
+    url = databases.new("old")
+    env = {**os.environ, "PYTHONPATH": str(first_release)}
+    done = subprocess.run([sys.executable, "-c", FILL_OLD_DATABASE, url], cwd=first_release, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert not db.with_name("old.db-wal").exists()  # checkpointed on close: the one file is the database
-    return db
-
-
-def sqlite_url(path: Path) -> str:
-    return f"sqlite:///{path}"
+    return url
 
 
 def differences(url: str) -> list:
@@ -89,7 +90,7 @@ def snapshot(url: str) -> dict[str, dict]:
     try:
         db = inspect(engine)
         return {table: {
-            "columns": [(c["name"], str(c["type"]), c["nullable"], c["default"]) for c in db.get_columns(table)],
+            "columns": [(c["name"], type_name(c["type"]), c["nullable"], c["default"]) for c in db.get_columns(table)],
             "primary key": db.get_pk_constraint(table)["constrained_columns"],
             "indexes": sorted((i["name"], tuple(i["column_names"]), bool(i["unique"]))
                               for i in db.get_indexes(table)),
@@ -99,6 +100,11 @@ def snapshot(url: str) -> dict[str, dict]:
         } for table in db.get_table_names() if table != "alembic_version"}
     finally:
         engine.dispose()
+
+
+def type_name(column_type) -> str:
+    """str() of a reflected type leaves out the time zone of Postgres' timestamps: tell them apart."""
+    return f"{column_type}{' WITH TIME ZONE' if getattr(column_type, 'timezone', False) else ''}"
 
 
 def migrate_to(url: str, revision: str) -> None:
@@ -123,9 +129,9 @@ def execute(url: str, sql: str) -> list[tuple]:
         engine.dispose()
 
 
-def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
+def cli_env(data_dir: Path, url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK", "OPENAI", "DATABASE_URL"))}
-    env.update({"SLACKBOT_DATA_DIR": str(data_dir), "DATABASE_URL": sqlite_url(data_dir / "slackbot.db")}, **extra)
+    env.update({"SLACKBOT_DATA_DIR": str(data_dir), "DATABASE_URL": url}, **extra)
     return env
 
 
@@ -134,8 +140,8 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60)
 
 
-async def test_an_empty_database_is_migrated_to_the_models(tmp_path):
-    url = sqlite_url(tmp_path / "fresh.db")
+async def test_an_empty_database_is_migrated_to_the_models(db_url):
+    url = db_url
     store = Store(url)
     try:
         found = await store.upgrade()
@@ -148,25 +154,48 @@ async def test_an_empty_database_is_migrated_to_the_models(tmp_path):
         assert (thread.repo_trusted, thread.tip_sha, task.announced) == (True, "", False)
     finally:
         await store.aclose()
-    assert execute(url, "SELECT announced FROM task") == [(0,)]  # the code's default, not the server's
+    assert execute(url, "SELECT announced FROM task") == [(False,)]  # the code's default, not the server's
 
 
-def test_the_baseline_is_the_first_release_schema(first_release_db, tmp_path):
-    url = sqlite_url(tmp_path / "baseline.db")
+async def test_processes_starting_together_migrate_once(db_url):
+    stores = [Store(db_url) for _ in range(3)]
+    try:
+        found = await asyncio.gather(*(store.upgrade() for store in stores))
+    finally:
+        for store in stores:
+            await store.aclose()
+    assert sorted((f.current or "") for f in found) == ["", migrations.head(), migrations.head()]
+    assert differences(db_url) == []
+
+
+def test_db_upgrade_and_current_of_an_empty_database(db_url, tmp_path):
+    env = cli_env(tmp_path / "data", db_url)
+    head = migrations.head()
+    current = cli(env, "db", "current")
+    assert (current.returncode, current.stdout) == (1, f"database: empty\ncode:     {head}\n"
+                                                       "Upgrade needed: `slackbot db upgrade` (run and worker do it on "
+                                                       "start).\n"), current.stderr
+    upgraded = cli(env, "db", "upgrade")
+    assert (upgraded.returncode, upgraded.stdout) == (0, f"Upgraded empty → {head}.\n"), upgraded.stderr
+    current = cli(env, "db", "current")
+    assert (current.returncode, current.stdout) == (0, f"database: {head}\ncode:     {head}\nUp to date.\n")
+    assert differences(db_url) == []
+
+
+def test_the_baseline_is_the_first_release_schema(first_release, databases):
+    old = first_release_db(first_release, databases)
+    url = databases.new("baseline")
     migrate_to(url, migrations.BASELINE)
-    assert snapshot(url) == snapshot(sqlite_url(first_release_db))
+    assert snapshot(url) == snapshot(old)
     # and the downgrades undo what they did
     migrate_to(url, "head")
     migrate_to(url, "base")
     assert snapshot(url) == {}
 
 
-def test_db_upgrade_of_a_first_release_database(first_release_db, tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
-    shutil.copy(first_release_db, data / "slackbot.db")
-    env = cli_env(data)
-    url = env["DATABASE_URL"]
+def test_db_upgrade_of_a_first_release_database(first_release, databases, tmp_path):
+    url = first_release_db(first_release, databases)
+    env = cli_env(tmp_path / "data", url)
     head = migrations.head()
 
     current = cli(env, "db", "current")
@@ -177,7 +206,7 @@ def test_db_upgrade_of_a_first_release_database(first_release_db, tmp_path):
     assert upgraded.returncode == 0, upgraded.stderr
     assert f"0001 (first release, never stamped) → {head}" in upgraded.stdout
     assert differences(url) == []
-    fresh = sqlite_url(tmp_path / "fresh.db")
+    fresh = databases.new("fresh")
     migrate_to(fresh, "head")
     assert snapshot(url) == snapshot(fresh)  # server defaults included
     assert execute(url, "SELECT prompt, status, answer, error, announced FROM task ORDER BY id") == [
@@ -196,10 +225,10 @@ def test_db_upgrade_of_a_first_release_database(first_release_db, tmp_path):
     assert len(execute(url, "SELECT * FROM task")) == 2
 
 
-async def test_a_database_from_a_newer_slackbot_is_refused(tmp_path):
+async def test_a_database_from_a_newer_slackbot_is_refused(db_url, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
-    url = sqlite_url(data / "slackbot.db")
+    url = db_url
     migrate_to(url, "head")
     execute(url, "UPDATE alembic_version SET version_num = '0099_future'")
     before = snapshot(url)
@@ -214,7 +243,7 @@ async def test_a_database_from_a_newer_slackbot_is_refused(tmp_path):
     assert "newer slackbot" in message and "0099_future" in message and migrations.head() in message
     assert snapshot(url) == before
 
-    env = cli_env(data)
+    env = cli_env(data, url)
     current = cli(env, "db", "current")
     assert current.returncode == 2, current
     assert "0099_future" in current.stdout and "newer slackbot" in current.stderr
@@ -227,7 +256,7 @@ async def test_a_database_from_a_newer_slackbot_is_refused(tmp_path):
     slack = {"SLACK_BOT_TOKEN": "xoxb-x", "SLACK_APP_TOKEN": "xapp-x",
              "SLACK_API_URL": f"http://127.0.0.1:{port}/api/"}
     for command_line in (["run", "--port", "0"], ["worker"]):
-        started = cli(cli_env(data, **slack), *command_line)
+        started = cli(cli_env(data, url, **slack), *command_line)
         assert started.returncode != 0, started
         assert "upgraded by a newer slackbot (revision 0099_future)" in started.stderr, started.stderr
     assert execute(url, "SELECT version_num FROM alembic_version") == [("0099_future",)]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
+import pytest
+
 from slackbot.app import Bot
 from tests.conftest import make_settings
 from tests.fakes import raw, shell, text
@@ -45,6 +47,7 @@ def seen_keys(db: str) -> set[str]:
         return {row[0] for row in conn.execute("SELECT key FROM seen")}
 
 
+@pytest.mark.docker
 async def test_a_mention_whose_recording_fails_is_answered_and_not_marked_seen(slack, model, settings, bot):
     db = str(settings.data_dir / "slackbot.db")
     with sqlite3.connect(db) as conn:  # the database refuses new tasks, as a full disk would
@@ -72,6 +75,7 @@ async def test_a_mention_whose_recording_fails_is_answered_and_not_marked_seen(s
     assert {f"msg:C1:{ts}", f"event:{payload['event_id']}"} <= seen_keys(db)
 
 
+@pytest.mark.docker
 async def test_model_answering_html_fails_the_task_with_a_clear_message(slack, model, tmp_path):
     settings = make_settings(tmp_path / "d", slack, model, SLACKBOT_MODEL_RETRIES=2)
     page = "<html><body><h1>502 Bad Gateway</h1> <!channel></body></html>"
@@ -85,6 +89,7 @@ async def test_model_answering_html_fails_the_task_with_a_clear_message(slack, m
     assert "<!channel>" not in shown and "&lt;html&gt;" in shown
 
 
+@pytest.mark.docker
 async def test_malformed_completions_are_retried(slack, model, tmp_path):
     settings = make_settings(tmp_path / "d", slack, model, SLACKBOT_MODEL_RETRIES=3)
     model.script([

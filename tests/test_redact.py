@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from slackbot.redact import MARK, Redactor
 from slackbot.slack.app import RedactingWebClient
 from tests.conftest import TEST_OPENAI_KEY
@@ -92,6 +94,7 @@ async def test_client_redacts_every_call_but_keeps_its_own_token(slack):
 # ---- a real task ----------------------------------------------------------------------------------
 
 
+@pytest.mark.docker
 async def test_secrets_printed_by_a_task_reach_neither_slack_nor_the_transcript(slack, model, bot, settings):
     configured = [settings.slack_signing_secret, TEST_OPENAI_KEY]
     secrets = [*SHAPED, *configured, PEM_BODY, PEM_BODY[::-1]]

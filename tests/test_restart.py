@@ -7,6 +7,8 @@ import asyncio
 import signal
 import sys
 
+import pytest
+
 from slackbot.app import instance_label
 from slackbot.settings import Settings
 from tests.conftest import make_settings
@@ -21,6 +23,7 @@ async def start_bot(env: dict[str, str]) -> asyncio.subprocess.Process:
                                                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
 
 
+@pytest.mark.docker
 async def test_kill_9_mid_task_then_restart(slack, model, tmp_path):
     env = cli_env(tmp_path, slack, model)
     settings: Settings = make_settings(tmp_path / "data", slack, model)
@@ -65,7 +68,7 @@ async def test_kill_9_mid_task_then_restart(slack, model, tmp_path):
 async def test_a_final_status_without_its_message_is_announced_at_start(slack, model, tmp_path):
     """A crash between marking a task done and posting its final message: the next start posts it."""
     from slackbot.app import Bot
-    from slackbot.protocol import TaskFinished, event_to_dict
+    from slackbot.protocol import TaskFinished, TaskStatus, event_to_dict
     from slackbot.store import Store
 
     settings = make_settings(tmp_path / "data", slack, model)
@@ -74,11 +77,12 @@ async def test_a_final_status_without_its_message_is_announced_at_start(slack, m
     await store.upgrade()
     _, done = await store.new_task(channel="C1", thread_ts="100.0", requester="U1", requester_name="Ann",
                                    prompt="finished before the crash", mention_ts="100.0", model="")
-    await store.update_task(done.id, status="done", answer="All done before the crash.", announced=False)
+    await store.transition(done.id, [TaskStatus.PENDING], status="done", answer="All done before the crash.",
+                           announced=False)
     await store.add_event(done.id, event_to_dict(TaskFinished(status="done", answer="All done before the crash.")))
     _, bare = await store.new_task(channel="C1", thread_ts="200.0", requester="U1", requester_name="Ann",
                                    prompt="no event stored", mention_ts="200.0", model="")
-    await store.update_task(bare.id, status="failed", error="it broke", announced=False)
+    await store.transition(bare.id, [TaskStatus.PENDING], status="failed", error="it broke", announced=False)
     await store.aclose()
     async with Bot(settings, port=0) as bot:
         await slack.wait_for(lambda: any("All done before the crash." in block_text(m)

@@ -222,6 +222,7 @@ async def _finish(sandboxes, work: Path, tmp_path: Path, parent: str, name: str)
     return meta, bundle
 
 
+@pytest.mark.docker
 async def test_clone_and_finish_steps_hand_a_result_the_host_takes(thread, sandboxes, tmp_path: Path):
     results, mirror, base = thread
     work = tmp_path / "workspace"

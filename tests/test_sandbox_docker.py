@@ -25,6 +25,7 @@ def ws(path: Path) -> tuple[Mount, ...]:
     return (Mount(str(path), "/workspace"),)
 
 
+@pytest.mark.docker
 async def test_files_persist_between_commands_and_reach_the_host(sandboxes, workspace):
     box = await sandboxes.start(task_id=1, mounts=ws(workspace))
     try:
@@ -39,6 +40,7 @@ async def test_files_persist_between_commands_and_reach_the_host(sandboxes, work
         await box.close()
 
 
+@pytest.mark.docker
 async def test_failing_command_reports_exit_code_and_stderr(sandboxes, workspace):
     box = await sandboxes.start(task_id=2, mounts=ws(workspace))
     try:
@@ -51,6 +53,7 @@ async def test_failing_command_reports_exit_code_and_stderr(sandboxes, workspace
         await box.close()
 
 
+@pytest.mark.docker
 async def test_command_outliving_its_timeout_is_killed_with_its_process_group(sandboxes, workspace):
     box = await sandboxes.start(task_id=3, mounts=ws(workspace))
     try:
@@ -66,6 +69,7 @@ async def test_command_outliving_its_timeout_is_killed_with_its_process_group(sa
         await box.close()
 
 
+@pytest.mark.docker
 async def test_cancelled_exec_kills_its_command(sandboxes, workspace):
     box = await sandboxes.start(task_id=4, mounts=ws(workspace))
     try:
@@ -84,6 +88,7 @@ async def test_cancelled_exec_kills_its_command(sandboxes, workspace):
         await box.close()
 
 
+@pytest.mark.docker
 async def test_no_network_has_only_loopback(sandboxes, workspace):
     box = await sandboxes.start(task_id=5, mounts=ws(workspace))
     try:
@@ -93,6 +98,7 @@ async def test_no_network_has_only_loopback(sandboxes, workspace):
         await box.close()
 
 
+@pytest.mark.docker
 async def test_root_filesystem_is_read_only_but_tmp_and_workspace_are_writable(sandboxes, workspace):
     box = await sandboxes.start(task_id=6, mounts=ws(workspace))
     try:
@@ -108,6 +114,7 @@ async def test_root_filesystem_is_read_only_but_tmp_and_workspace_are_writable(s
         await box.close()
 
 
+@pytest.mark.docker
 async def test_disk_usage_counts_allocated_bytes(sandboxes, workspace):
     box = await sandboxes.start(task_id=7, mounts=ws(workspace))
     try:
@@ -120,6 +127,7 @@ async def test_disk_usage_counts_allocated_bytes(sandboxes, workspace):
         await box.close()
 
 
+@pytest.mark.docker
 async def test_limits_labels_and_mounts(engine, sandboxes, workspace):
     home = f"slackbot-home-{sandboxes.instance}-thread-1"
     box = await sandboxes.start(task_id=8, mounts=(*ws(workspace), Mount(home, "/home/agent", volume=True)))
@@ -139,7 +147,7 @@ async def test_limits_labels_and_mounts(engine, sandboxes, workspace):
         assert info["Config"]["User"] == "1000:1000"
         labels = {k: v for k, v in info["Config"]["Labels"].items() if k != "slackbot.recipe"}  # the image's
         assert labels == {"slackbot.managed": "1", "slackbot.instance": sandboxes.instance, "slackbot.task": "8",
-                          "slackbot.role": "agent"}
+                          "slackbot.role": "agent", "slackbot.worker": sandboxes.worker}
         assert box.container_name.startswith(f"slackbot-{sandboxes.instance}-task-8-")
         mounts = {m["Destination"]: m for m in info["Mounts"]}
         assert set(mounts) == {"/workspace", "/home/agent"}
@@ -157,6 +165,7 @@ async def test_limits_labels_and_mounts(engine, sandboxes, workspace):
         await sandboxes.remove_volume(home)  # twice is fine
 
 
+@pytest.mark.docker
 async def test_host_secrets_stay_out(sandboxes, settings, workspace, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-must-not-leak")
     monkeypatch.setenv("GITHUB_TOKEN", "ghp-must-not-leak")
@@ -182,15 +191,20 @@ async def test_host_secrets_stay_out(sandboxes, settings, workspace, monkeypatch
         await guarded.aclose()
 
 
+@pytest.mark.docker
 async def test_close_reap_and_remove_task(engine, sandboxes, workspace):
     closed = await sandboxes.start(task_id=11, mounts=ws(workspace))
     await closed.close()
     await closed.close()  # idempotent
     assert not exists(engine, closed.container_id)
 
+    sandboxes.worker = "worker-alive"
     kept = await sandboxes.start(task_id=12, mounts=ws(workspace))
+    sandboxes.worker = "worker-dead"
     stale = await sandboxes.start(task_id=13, mounts=ws(workspace))
     stopped = await sandboxes.start(task_id=14, mounts=ws(workspace))
+    sandboxes.worker = "worker-gone"
+    orphan = await sandboxes.start(task_id=15, mounts=ws(workspace))
     other = DockerSandboxes(sandboxes.settings, instance=f"other-{secrets.token_hex(3)}")
     foreign = await other.start(task_id=13, mounts=ws(workspace))
     try:
@@ -199,8 +213,11 @@ async def test_close_reap_and_remove_task(engine, sandboxes, workspace):
         await stopped.close()  # already gone: no error
         await sandboxes.remove_task(14)  # nothing left: no error
 
-        removed = await sandboxes.reap({12})
-        assert removed == [stale.container_name]
+        # What one dead worker left; then everything of workers no longer alive.
+        assert await sandboxes.remove_worker("worker-dead") == [stale.container_name]
+        assert exists(engine, kept.container_id) and exists(engine, orphan.container_id)
+        removed = await sandboxes.reap({"worker-alive"})
+        assert removed == [orphan.container_name]
         assert exists(engine, kept.container_id) and not exists(engine, stale.container_id)
         assert exists(engine, foreign.container_id)  # another instance's containers are not ours to reap
         assert [c["Id"] for c in containers_of(engine, other.instance)] == [foreign.container_id]
@@ -210,6 +227,7 @@ async def test_close_reap_and_remove_task(engine, sandboxes, workspace):
         await kept.close()
 
 
+@pytest.mark.docker
 async def test_image_checks(sandboxes, settings, workspace):
     assert await sandboxes.image_exists()
     assert not await sandboxes.image_exists("slackbot-no-such-image:latest")
@@ -224,6 +242,7 @@ async def test_image_checks(sandboxes, settings, workspace):
         await missing.aclose()
 
 
+@pytest.mark.docker
 async def test_dead_docker_host_gives_sandbox_error(engine, settings, workspace, monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")
     provider = DockerSandboxes(settings.model_copy(update={"docker_timeout_s": 5}), instance="dead")
@@ -262,6 +281,7 @@ def _loop_possible() -> bool:
     return os.geteuid() == 0 and bool(shutil.which("mkfs.ext4")) and os.path.exists("/dev/loop-control")
 
 
+@pytest.mark.docker
 @pytest.mark.skipif(not _loop_possible(), reason="loop mode needs root, mkfs.ext4 and loop devices")
 async def test_loop_mode_workspace_is_a_quota_filesystem(engine, sandboxes, disk_root):
     root, made = disk_root

@@ -26,6 +26,8 @@ from slackbot.sandbox import DockerSandboxes, SandboxError
 from tests.docker_fixtures import (IMAGE, containers_of, engine, networks_of, sandboxes,  # noqa: F401
                                    settings, workspace)
 
+pytestmark = pytest.mark.docker  # every test here runs containers
+
 PROXY_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
 
 
@@ -239,12 +241,14 @@ async def test_a_cidr_entry_lets_one_destination_through_the_proxy(engine, sandb
 
 
 async def test_reap_and_remove_task_take_networks_and_proxies(engine, sandboxes):
+    sandboxes.worker = "worker-alive"
     kept, _ = await sandboxes.open_network(43, ())
+    sandboxes.worker = "worker-dead"
     await sandboxes.open_network(44, ())
     await sandboxes.open_network(45, ())
     await sandboxes.remove_task(45)
     assert networks_of(engine, sandboxes.instance, 45) == [] and containers_of(engine, sandboxes.instance, 45) == []
-    await sandboxes.reap({43})
+    await sandboxes.reap({"worker-alive"})
     assert networks_of(engine, sandboxes.instance, 44) == [] and containers_of(engine, sandboxes.instance, 44) == []
     assert [n["Name"] for n in networks_of(engine, sandboxes.instance, 43)] == [kept]
     assert len(containers_of(engine, sandboxes.instance, 43)) == 1

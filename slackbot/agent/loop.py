@@ -1,4 +1,4 @@
-"""The agent loop: query the model, run its tool calls in the sandbox, repeat; yield events.
+"""The agent loop: query the model, run its tool calls in the sandbox, repeat; emit events, return a result.
 
 It knows nothing of Slack, Docker or the database: the runner passes a Model, a Sandbox,
 an inbox (replies people wrote meanwhile) and a recorder (persists each new message).
@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Literal
 
 from ..protocol import (
     AgentMessage, CommandExecution, ErrorItem, Event, ItemCompleted, ItemStarted, Sandbox, Steer,
@@ -18,6 +18,7 @@ from ..protocol import (
 from .model import Model, ModelError, ModelReply, ToolCall
 from .tools import TOOLS, plan_entries, shell_result
 
+Emit = Callable[[Event], Awaitable[None]]
 Inbox = Callable[[], Awaitable[list[Steer]]]
 Recorder = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -30,6 +31,21 @@ class AgentLimits:
     """Wall time of one shell command; enforced inside the sandbox too."""
     output_limit_chars: int = 10_000
     """Command output shown to the model (head and tail kept)."""
+
+
+@dataclass(frozen=True)
+class AgentResult:
+    """What a turn came to.
+
+    `turn_end` (TurnCompleted or TurnFailed) is not emitted: the caller sends it once it has added
+    what belongs inside the turn (the file changes), as in codex's stream."""
+
+    answer: str
+    error: str
+    usage: Usage  # the task's tokens, those passed to `run` included
+    context_tokens: int  # the conversation's size as the API counted it at the last call (0: no call)
+    commands: int
+    turn_end: TurnCompleted | TurnFailed | None = None  # None only from `so_far()`
 
 
 def steer_message(steer: Steer, requester: str) -> dict[str, Any]:
@@ -57,103 +73,106 @@ class Agent:
         self.inbox = inbox
         self.record = record
         self.requester = requester
-        self.usage = Usage()
-        self.context_tokens = 0  # the conversation's size as the API counted it at the last call
-        self.answer = ""
-        self.error = ""
-        self.commands = 0
+        # The running turn's tally, kept here only so that `so_far()` can tell a run cut short.
+        self._usage = Usage()
+        self._context_tokens = 0
+        self._commands = 0
         self._ids = itertools.count()
 
     def _id(self) -> str:
         return f"item_{next(self._ids)}"
 
-    async def run(self, messages: list[dict[str, Any]]) -> AsyncIterator[Event]:
-        """Runs one turn on `messages` (history ending with the user's request), extending it."""
-        yield TurnStarted()
+    async def run(self, messages: list[dict[str, Any]], emit: Emit, *, usage: Usage = Usage()) -> AgentResult:
+        """Runs one turn on `messages` (history ending with the user's request), extending it, and
+        sends each event to `emit` in order. `usage`: tokens this task spent before (a summary)."""
+        self._usage, self._context_tokens, self._commands = usage, 0, 0
+        await emit(TurnStarted())
         for _step in range(self.limits.max_steps):
-            async for event in self._drain_inbox(messages):
-                yield event
+            await self._drain_inbox(messages, emit)
             try:
                 reply = await self.model.complete(messages, TOOLS)
             except ModelError as exc:
-                self.error = str(exc)
-                yield ItemCompleted(ErrorItem(self._id(), self.error))
-                yield TurnFailed(self.error)
-                return
-            self.usage += reply.usage
-            self.context_tokens = reply.usage.input_tokens + reply.usage.output_tokens
+                return await self._fail(str(exc), emit)
+            self._usage += reply.usage
+            self._context_tokens = reply.usage.input_tokens + reply.usage.output_tokens
             await self._append(messages, reply.as_message())
             if not reply.tool_calls:
                 # A reply that arrived while the model was answering still deserves a turn.
-                pending = [e async for e in self._drain_inbox(messages)]
-                if pending:
-                    for event in pending:
-                        yield event
+                if await self._drain_inbox(messages, emit):
                     continue
-                self.answer = reply.text
-                yield ItemCompleted(AgentMessage(self._id(), reply.text))
-                yield TurnCompleted(self.usage)
-                return
+                await emit(ItemCompleted(AgentMessage(self._id(), reply.text)))
+                return self._result(reply.text, "", TurnCompleted(self._usage))
             if reply.text:
-                yield ItemCompleted(AgentMessage(self._id(), reply.text))
+                await emit(ItemCompleted(AgentMessage(self._id(), reply.text)))
             for call in reply.tool_calls:
-                async for event in self._call_tool(messages, call):
-                    yield event
-        self.error = f"Stopped after {self.limits.max_steps} model calls (SLACKBOT_MAX_STEPS)."
-        yield ItemCompleted(ErrorItem(self._id(), self.error))
-        yield TurnFailed(self.error)
+                await self._call_tool(messages, call, emit)
+        return await self._fail(f"Stopped after {self.limits.max_steps} model calls (SLACKBOT_MAX_STEPS).", emit)
+
+    def so_far(self) -> AgentResult:
+        """What the current run had spent: for a caller whose run was cut short (timed out, stopped)
+        and so returned nothing."""
+        return self._result("", "", None)
+
+    def _result(self, answer: str, error: str, end: TurnCompleted | TurnFailed | None) -> AgentResult:
+        return AgentResult(answer, error, self._usage, self._context_tokens, self._commands, end)
+
+    async def _fail(self, error: str, emit: Emit) -> AgentResult:
+        await emit(ItemCompleted(ErrorItem(self._id(), error)))
+        return self._result("", error, TurnFailed(error))
 
     async def _append(self, messages: list[dict[str, Any]], message: dict[str, Any]) -> None:
         messages.append(message)
         await self.record(message)
 
-    async def _drain_inbox(self, messages: list[dict[str, Any]]) -> AsyncIterator[Event]:
-        for steer in await self.inbox():
+    async def _drain_inbox(self, messages: list[dict[str, Any]], emit: Emit) -> int:
+        """Appends the replies people wrote meanwhile; returns how many there were."""
+        steers = await self.inbox()
+        for steer in steers:
             await self._append(messages, steer_message(steer, self.requester))
-            yield ItemCompleted(UserMessage(self._id(), steer.text, steer.user))
+            await emit(ItemCompleted(UserMessage(self._id(), steer.text, steer.user)))
+        return len(steers)
 
-    async def _call_tool(self, messages: list[dict[str, Any]], call: ToolCall) -> AsyncIterator[Event]:
+    async def _call_tool(self, messages: list[dict[str, Any]], call: ToolCall, emit: Emit) -> None:
         try:
             args = json.loads(call.arguments or "{}")
             if not isinstance(args, dict):
                 raise ValueError("arguments must be a JSON object")
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # the model's text: any shape, any depth
             await self._tool_result(messages, call, f"error: could not parse the arguments: {exc}")
             return
         if call.name == "shell":
-            async for event in self._shell(messages, call, args):
-                yield event
+            await self._shell(messages, call, args, emit)
         elif call.name == "update_plan":
             try:
                 items = plan_entries(args)
             except ValueError as exc:
                 await self._tool_result(messages, call, f"error: {exc}")
                 return
-            yield ItemCompleted(TodoList(self._id(), items))
+            await emit(ItemCompleted(TodoList(self._id(), items)))
             await self._tool_result(messages, call, "plan updated")
         else:
             await self._tool_result(messages, call, f"error: unknown tool {call.name!r}; use shell")
 
-    async def _shell(self, messages: list[dict[str, Any]], call: ToolCall,
-                     args: dict[str, Any]) -> AsyncIterator[Event]:
+    async def _shell(self, messages: list[dict[str, Any]], call: ToolCall, args: dict[str, Any],
+                     emit: Emit) -> None:
         command = args.get("command")
         if not isinstance(command, str) or not command.strip():
             await self._tool_result(messages, call, "error: `command` must be a non-empty string")
             return
         item_id = self._id()
-        self.commands += 1
-        yield ItemStarted(CommandExecution(item_id, command))
+        self._commands += 1
+        await emit(ItemStarted(CommandExecution(item_id, command)))
         timeout = self.limits.command_timeout_s
         result = await self.sandbox.exec(command, timeout_s=timeout)
-        status = "completed" if result.exit_code == 0 else "failed"
+        status: Literal["completed", "failed"] = "completed" if result.exit_code == 0 else "failed"
         output = result.output
         if result.timed_out:
             output += f"\n[killed: timed out after {timeout:g}s]"
-        yield ItemCompleted(CommandExecution(item_id, command, output[-20_000:], result.exit_code, status))
+        await emit(ItemCompleted(CommandExecution(item_id, command, output[-20_000:], result.exit_code, status)))
         await self._tool_result(messages, call, shell_result(result, timeout, self.limits.output_limit_chars))
 
     async def _tool_result(self, messages: list[dict[str, Any]], call: ToolCall, content: str) -> None:
         await self._append(messages, {"role": "tool", "tool_call_id": call.id, "content": content})
 
 
-__all__ = ["Agent", "AgentLimits", "ModelReply"]
+__all__ = ["Agent", "AgentLimits", "AgentResult", "Emit", "ModelReply"]

@@ -1,8 +1,10 @@
 """The model client: OpenAI Chat Completions (any compatible server) or the Responses API.
 
 History is kept in Chat Completions message format; the Responses client converts it.
-Transient errors (429, 5xx, timeouts, connection errors) are retried with backoff, and so are
-malformed answers (a proxy's HTML page with status 200, JSON without choices or message).
+Two kinds of retry share one deadline per `complete()` call: HTTP errors (408, 409, 429, 5xx),
+timeouts and lost connections are retried by the openai SDK, which honours Retry-After and adds
+jitter; malformed answers (a proxy's HTML page with status 200, JSON without choices or message)
+are retried here, since the SDK hands them back as answers.
 """
 
 from __future__ import annotations
@@ -10,20 +12,34 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import openai
 
 from ..protocol import Usage
 
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
+    from openai.types.responses import ResponseInputParam
+
 log = logging.getLogger(__name__)
 
 
 class ModelError(Exception):
+    """`retryable`: worth trying again later (a rate limit, an outage), not a request the API refuses."""
+
     def __init__(self, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable
+
+
+class MalformedReply(ModelError):
+    """An answer that is not what the API promises: often a proxy's error page, so worth a retry."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"The model endpoint returned a malformed response: {detail[:300]}", retryable=True)
 
 
 @dataclass(frozen=True)
@@ -60,48 +76,72 @@ class OpenAIModel:
 
     def __init__(self, *, name: str, api: str, base_url: str = "", api_key: str = "", retries: int = 4,
                  timeout_s: float = 300.0, backoff_s: float = 0.5, client: openai.AsyncOpenAI | None = None) -> None:
-        """`client`: one shared by every model name (its connections too); made here when not given."""
+        """`client`: one shared by every model name (its connections too); made here when not given.
+        `retries`: of HTTP errors (by the SDK) and of malformed answers (here), each.
+        `timeout_s`: the deadline of one `complete()`, every retry and wait included."""
         self.name = name
         self.api = api
         self.retries = retries
+        self.timeout_s = timeout_s
         self.backoff_s = backoff_s
-        self.client = client or openai.AsyncOpenAI(base_url=base_url or None, api_key=api_key or "none",
-                                                   max_retries=0, timeout=timeout_s)
+        self._owns_client = client is None
+        shared = client or openai.AsyncOpenAI(base_url=base_url or None, api_key=api_key or "none",
+                                              timeout=timeout_s)
+        # A copy on the same connections; only how often the SDK retries differs from the shared one.
+        self.client = shared.with_options(max_retries=retries)
 
     async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
-        for attempt in range(self.retries + 1):
-            try:
-                if self.api == "responses":
-                    return await self._responses(messages, tools)
-                return await self._chat(messages, tools)
-            except ModelError as exc:
-                if not exc.retryable or attempt == self.retries:
-                    raise
-                delay = min(self.backoff_s * 2 ** attempt, 20.0)
-                log.warning("model call failed (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
+        last: ModelError | None = None
+        deadline = asyncio.timeout(self.timeout_s)
+        try:
+            async with deadline:
+                for attempt in range(self.retries + 1):
+                    try:
+                        return await self._once(messages, tools)
+                    except MalformedReply as exc:
+                        if attempt == self.retries:
+                            raise
+                        last = exc
+                    # Exponential, with jitter as the SDK's, so many tasks behind one proxy spread out.
+                    delay = min(self.backoff_s * 2 ** attempt, 8.0) * (1 - 0.25 * random.random())
+                    log.warning("model call failed (%s); retrying in %.1fs", last, delay)
+                    await asyncio.sleep(delay)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            tail = f" The last answer: {last}" if last else ""
+            raise ModelError(f"The model endpoint gave no usable answer within {self.timeout_s:g}s "
+                             f"(SLACKBOT_MODEL_TIMEOUT_S), retries included.{tail}", retryable=True) from None
         raise AssertionError("unreachable")
 
     async def aclose(self) -> None:
-        await self.client.close()
+        if self._owns_client:  # a shared client is closed by whoever made it
+            await self.client.close()
+
+    async def _once(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
+        if self.api == "responses":
+            return await self._responses(messages, tools)
+        return await self._chat(messages, tools)
 
     async def _chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
         try:
-            extra = {"tools": tools} if tools else {}
-            resp = await self.client.chat.completions.create(model=self.name, messages=messages, **extra)
+            extra: dict[str, Any] = {"tools": tools} if tools else {}
+            # History is kept as the API's own JSON dicts: the SDK's TypedDicts describe them.
+            resp = await self.client.chat.completions.create(
+                model=self.name, messages=cast("list[ChatCompletionMessageParam]", messages), **extra)
         except openai.APIError as exc:
             raise _model_error(exc) from exc
         except json.JSONDecodeError as exc:  # declared JSON, but is not
-            raise malformed(f"not JSON ({exc})") from exc
+            raise MalformedReply(f"not JSON ({exc})") from exc
         _expect_object(resp)
         try:
             choices = resp.choices
             if not isinstance(choices, list) or not choices:
-                raise malformed("no choices")
+                raise MalformedReply("no choices")
             msg = choices[0].message
             if msg is None or not isinstance(msg.content, (str, type(None))):
-                raise malformed("a choice without a message")
-            calls = tuple(ToolCall(c.id, _text(c.function.name), c.function.arguments or "{}")
+                raise MalformedReply("a choice without a message")
+            calls = tuple(ToolCall(c.id, _text(c.function.name), _text(c.function.arguments or "{}"))
                           for c in (msg.tool_calls or []) if c.type == "function")
             usage = Usage()
             if resp.usage:
@@ -110,7 +150,7 @@ class OpenAIModel:
                               resp.usage.completion_tokens or 0)
             return ModelReply(msg.content or "", calls, usage)
         except (AttributeError, TypeError, ValueError, IndexError, KeyError) as exc:  # fields of the wrong shape
-            raise malformed(f"{exc.__class__.__name__}: {exc}") from exc
+            raise MalformedReply(f"{exc.__class__.__name__}: {exc}") from exc
 
     async def _responses(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
         instructions, items = to_responses_input(messages)
@@ -121,21 +161,23 @@ class OpenAIModel:
             extra: dict[str, Any] = {"tools": rtools} if rtools else {}
             if instructions:
                 extra["instructions"] = instructions
-            resp = await self.client.responses.create(model=self.name, input=items, store=False, **extra)
+            resp = await self.client.responses.create(model=self.name, input=cast("ResponseInputParam", items),
+                                                      store=False, **extra)
         except openai.APIError as exc:
             raise _model_error(exc) from exc
         except json.JSONDecodeError as exc:
-            raise malformed(f"not JSON ({exc})") from exc
+            raise MalformedReply(f"not JSON ({exc})") from exc
         _expect_object(resp)
         try:
             if not isinstance(resp.output, list):
-                raise malformed("no output")
+                raise MalformedReply("no output")
             text, calls = [], []
             for item in resp.output:
                 if item.type == "message":
-                    text += [_text(c.text) for c in item.content if getattr(c, "type", "") == "output_text"]
+                    text += [_text(getattr(c, "text", None)) for c in item.content
+                             if getattr(c, "type", "") == "output_text"]
                 elif item.type == "function_call":
-                    calls.append(ToolCall(item.call_id, _text(item.name), item.arguments or "{}"))
+                    calls.append(ToolCall(item.call_id, _text(item.name), _text(item.arguments or "{}")))
             usage = Usage()
             if resp.usage:
                 details = resp.usage.input_tokens_details
@@ -143,7 +185,7 @@ class OpenAIModel:
                               resp.usage.output_tokens or 0)
             return ModelReply("".join(text), tuple(calls), usage)
         except (AttributeError, TypeError, ValueError, IndexError, KeyError) as exc:
-            raise malformed(f"{exc.__class__.__name__}: {exc}") from exc
+            raise MalformedReply(f"{exc.__class__.__name__}: {exc}") from exc
 
 
 def to_responses_input(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
@@ -167,18 +209,13 @@ def to_responses_input(messages: list[dict[str, Any]]) -> tuple[str, list[dict[s
     return "\n\n".join(instructions), items
 
 
-def malformed(detail: str) -> ModelError:
-    """An answer that is not what the API promises: often a proxy's error page, so worth a retry."""
-    return ModelError(f"The model endpoint returned a malformed response: {detail[:300]}", retryable=True)
-
-
 def _expect_object(resp: Any) -> None:
     """The SDK hands back a non-JSON body (an HTML page) or a JSON non-object as it is."""
     if isinstance(resp, (str, bytes)):
         body = resp.decode(errors="replace") if isinstance(resp, bytes) else resp
-        raise malformed(f"not a JSON object: {' '.join(body.split())[:200]!r}")
+        raise MalformedReply(f"not a JSON object: {' '.join(body.split())[:200]!r}")
     if isinstance(resp, (list, int, float, bool)) or resp is None:
-        raise malformed(f"a JSON {type(resp).__name__}, not an object")
+        raise MalformedReply(f"a JSON {type(resp).__name__}, not an object")
 
 
 def _text(value: Any) -> str:
@@ -188,6 +225,7 @@ def _text(value: Any) -> str:
 
 
 def _model_error(exc: openai.APIError) -> ModelError:
+    """What is left once the SDK's own retries are spent (or were not worth it: 400, 401, 404)."""
     if isinstance(exc, openai.APITimeoutError):
         return ModelError("The model endpoint timed out.", retryable=True)
     if isinstance(exc, openai.APIConnectionError):

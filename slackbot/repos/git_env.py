@@ -79,7 +79,7 @@ def run_git_capped(args: list[str], *, cwd: os.PathLike[str] | str | None = None
                                 stderr=subprocess.PIPE)
     finally:
         if stdin_path:
-            stdin.close()  # type: ignore[union-attr]
+            stdin.close()
     killed = threading.Event()
 
     def kill() -> None:

@@ -186,7 +186,7 @@ class Mirrors:
                                       "ALL_PROXY"), "")
             return {**config_env(pairs), **no_proxy, "GIT_ALLOW_PROTOCOL": "https", "GIT_ASKPASS": "/bin/false",
                     "SSH_ASKPASS": "/bin/false"}
-        pairs: list[tuple[str, str]] = []
+        pairs = []
         parts = urlsplit(url) if "://" in url else None
         if self._token and parts and parts.netloc.rsplit("@", 1)[-1] in self._token_hosts and (
                 parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK)):

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..protocol import FileStat
+from ..protocol import FileKind, FileStat
 from .errors import GitFailed, RepoError
 from .git_env import GitRunner, run_git, run_git_capped
 from .mirror import HIDDEN, rev
@@ -146,7 +146,7 @@ class Results:
         if old == new:
             return Changes((), "")
         plain = ["--no-ext-diff", "--no-textconv", "--no-color", "--no-renames"]
-        kinds = {"A": "add", "D": "delete"}
+        kinds: dict[str, FileKind] = {"A": "add", "D": "delete"}
         listed = run_git(["diff", *plain, "--name-status", "-z", old, new], cwd=repo).split("\0")
         status = {name: kinds.get(code[:1], "update") for code, name in zip(listed[0::2], listed[1::2]) if name}
         stats = []

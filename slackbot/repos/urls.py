@@ -16,6 +16,7 @@ import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from .errors import RepoError, display_url
@@ -58,7 +59,13 @@ def refuse_data_dir(url: str, data_dir: Path) -> None:
         raise RepoError(f"`{display_url(url)}` is inside the bot's data directory; it cannot be used as a repository.")
 
 
-def check_public_https(url: str, resolve=socket.getaddrinfo) -> Pin:  # type: ignore[no-untyped-def]
+class Resolve(Protocol):
+    """socket.getaddrinfo, or a test's stand-in."""
+
+    def __call__(self, host: str, port: int, *, type: int) -> list[tuple[Any, ...]]: ...
+
+
+def check_public_https(url: str, resolve: Resolve = socket.getaddrinfo) -> Pin:
     """Blocking (name resolution). Raises RepoError saying what was refused."""
     if not url.startswith("https://"):
         raise RepoError("Only admins can use that kind of repository URL; for others `repo=` takes a public "

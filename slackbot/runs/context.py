@@ -23,9 +23,10 @@ def estimate_tokens(message: dict[str, Any]) -> int:
 async def build_messages(
         store: Store, model: Model, task: Task, thread: AgentThread, *, budget: int, instructions: str = "",
         on_summary: Callable[[], Awaitable[None]] | None = None) -> tuple[list[dict[str, Any]], Usage]:
+    assert task.id is not None and thread.id is not None  # both read from the store
     request = {"role": "user", "content": task.prompt}
     await store.add_history(thread.id, task.id, request, estimate_tokens(request))
-    rows = [Row(r.id, json.loads(r.data), r.tokens) for r in await store.history(thread.id)]
+    rows = [Row(r.id, json.loads(r.data), r.tokens) for r in await store.history(thread.id) if r.id is not None]
     system = {"role": "system", "content": system_prompt(instructions)}
     summary, upto = thread.summary, thread.summary_upto
     # What the model would see: the first message, the stored summary, everything after it.
@@ -38,6 +39,7 @@ async def build_messages(
     usage = Usage()
     fresh = [r for r in compaction.middle if r.id > upto] if compaction else []
     if fresh:  # (only the summary itself in the middle: nothing more to compress)
+        assert compaction is not None
         if on_summary:
             await on_summary()
         reply = await model.complete(

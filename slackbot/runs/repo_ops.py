@@ -4,23 +4,17 @@ enters a sandbox."""
 
 from __future__ import annotations
 
+import functools
 import logging
-from dataclasses import dataclass
 
 from ..redact import Redactor
 from ..repos import Mirrors, RepoError, thread_ref
 from ..repos.github import GitHub, GitHubError
 from ..settings import Settings
 from ..store import AgentThread, RepoStore, Repository, Store, Task
+from .outcomes import PushCode, PushResult
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PushResult:
-    message: str
-    pr_url: str = ""
-    ok: bool = True
 
 
 class RepoOps:
@@ -48,23 +42,23 @@ class RepoOps:
 
     async def push(self, thread: AgentThread, task: Task) -> PushResult:
         """Pushes the thread's branch; opens (or finds) the PR when tied to GitHub with a token."""
+        assert task.id is not None and thread.id is not None  # both read from the store
+        result = functools.partial(PushResult, branch=thread.branch, repo_url=thread.repo_url, task_id=task.id)
         if not thread.repo_url or not thread.branch:
-            return PushResult("This thread has no repository branch to push.", ok=False)
+            return result(PushCode.NO_BRANCH)
         if not thread.repo_trusted:
-            return PushResult("This thread works on a repository given by URL, which I fetch without "
-                              "credentials and never push to; the `.patch` above has the changes.", ok=False)
+            return result(PushCode.UNTRUSTED)
         if not thread.tip_sha or thread.tip_sha == thread.base_sha:
-            return PushResult(f"`{thread.branch}` has no changes to push yet.", ok=False)
+            return result(PushCode.NO_CHANGES)
         try:
             await self.mirrors.push(url=thread.repo_url, ref=thread_ref(thread.id), branch=thread.branch)
         except RepoError as exc:
-            return PushResult(f"I could not push `{thread.branch}`: {exc}", ok=False)
+            return result(PushCode.FAILED, detail=str(exc))
         repo = await self.repository(thread)
         if thread.pr_url:
-            return PushResult(f"Pushed `{thread.branch}`; the pull request is updated: {thread.pr_url}",
-                              thread.pr_url)
+            return result(PushCode.PR_UPDATED, pr_url=thread.pr_url)
         if not (repo and repo.github and self.settings.github_token):
-            return PushResult(f"Pushed the branch `{thread.branch}` to {thread.repo_url}.")
+            return result(PushCode.PUSHED)
         github = GitHub(self.settings.github_api_url, self.settings.github_token)
         try:
             clean = Redactor(self.settings.secrets())  # GitHub is outside too
@@ -73,12 +67,12 @@ class RepoOps:
                 title=clean.text(_title(task)), body=clean.text(_body(task)))
         except GitHubError as exc:
             if not exc.existing_url:
-                return PushResult(f"Pushed `{thread.branch}`, but could not open a pull request: {exc}", ok=False)
+                return result(PushCode.PR_FAILED, detail=str(exc))
             url = exc.existing_url  # opened earlier (by hand, or by another push): keep using it
         finally:
             await github.aclose()
         await self.store.update_thread(thread.id, pr_url=url)
-        return PushResult(f"Pushed `{thread.branch}` and opened a pull request: {url}", url)
+        return result(PushCode.PR_OPENED, pr_url=url)
 
 
 def _title(task: Task) -> str:

@@ -7,14 +7,15 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable, Literal
 
 from ..agent import Agent, AgentLimits, Model
+from ..agent.loop import AgentResult
 from ..agent.loop import steer_message
 from ..protocol import (
-    CommandExecution, Event, FileChange, FileChangeEntry, ItemCompleted, ItemStarted, SandboxProvider, Steer,
-    StepResult, TaskFinished, TaskProgress, TaskRef, ThreadStarted, TurnCompleted, TurnFailed, TurnStarted, Usage,
-    UserMessage,
+    CommandExecution, Event, FileChange, FileChangeEntry, ItemCompleted, ItemStarted, LeftOut, SandboxProvider,
+    Steer, StepResult, TaskFinished, TaskProgress, TaskRef, TaskStatus, ThreadStarted, TurnCompleted, TurnFailed,
+    TurnStarted, Usage, UserMessage,
 )
 from ..repos import GitRunner, RepoError, Results
 from ..sandbox import DiskError, SandboxError, WorkspaceDisks
@@ -23,13 +24,16 @@ from ..store import AgentThread, Repository, Store, Task
 from ..store.models import utcnow
 from .bus import EventBus
 from .context import build_messages, estimate_tokens
-from .repo_ops import PushResult, RepoOps
+from .outcomes import PushCode, PushResult
+from .repo_ops import RepoOps
+from .states import move
 from .workspace import Outcome, Prepared, SetupFailed, WorkspaceSteps, needs_setup
 
 log = logging.getLogger(__name__)
 DISK_CHECK_S = 3.0
 DISK_FAILURES = 3  # measurements failing in a row count as over the quota
 EXPECTED = (SetupFailed, RepoError, SandboxError, DiskError)
+S = TaskStatus
 
 
 @dataclass
@@ -50,13 +54,14 @@ class RunContext:
 
 
 def task_ref(task: Task, thread: AgentThread) -> TaskRef:
+    assert task.id is not None and thread.id is not None  # both read from the store
     return TaskRef(task_id=task.id, thread_id=thread.id, channel=thread.channel, thread_ts=thread.thread_ts,
                    requester=task.requester, status_ts=task.status_ts, prompt=task.prompt)
 
 
 class TaskRun:
-    def __init__(self, ctx: RunContext, task: Task, thread: AgentThread, stop_reason: dict[int, str]) -> None:
-        self.ctx, self.task, self.thread, self.stop_reason = ctx, task, thread, stop_reason
+    def __init__(self, ctx: RunContext, task: Task, thread: AgentThread, *, worker: str) -> None:
+        self.ctx, self.task, self.thread, self.worker = ctx, task, thread, worker
         self.steps = WorkspaceSteps(ctx)
         self.ref = task_ref(task, thread)
         self.started = time.monotonic()
@@ -66,10 +71,10 @@ class TaskRun:
         self.network = ""
         self.repo: Repository | None = None
         self.halted = ""  # why the bot itself stopped the task (its disk quota, the host's disk)
+        self.stop_by = ""  # who pressed Stop
+        self.dropped = False  # another process took this task over (this one was presumed dead)
         self._main: asyncio.Task[Any] | None = None
-        # The agent's turn.completed / turn.failed is held back until the changes are committed,
-        # so that file_change lands inside the turn, as in codex's stream.
-        self.turn_end: Event | None = None
+        self.result: AgentResult | None = None  # the agent's turn, once it ended by itself
         self.turn_started = False
 
     async def emit(self, event: Event) -> None:
@@ -78,7 +83,7 @@ class TaskRun:
 
     async def run(self) -> None:
         s, task = self.ctx.settings, self.task
-        status, error = "failed", ""
+        status, error = S.FAILED, ""
         deadline = asyncio.timeout(s.task_timeout_s)
         watcher: asyncio.Task[None] | None = None
         self._main = asyncio.current_task()
@@ -86,24 +91,27 @@ class TaskRun:
             await self.emit(ThreadStarted(str(self.thread.id)))
             async with deadline:
                 await self._prepare()
-                if not self.prepared.disk.enforced:  # type: ignore[union-attr]
+                assert self.prepared is not None
+                if not self.prepared.disk.enforced:
                     watcher = asyncio.create_task(self._watch_disk(), name=f"disk-{task.id}")
                 assert self.agent is not None
-                async for event in self.agent.run(await self._messages()):
-                    if isinstance(event, (TurnCompleted, TurnFailed)):
-                        self.turn_end = event
-                    else:
-                        await self.emit(event)
-            status, error = ("failed", self.agent.error) if self.agent.error else ("done", "")
+                messages, usage = await self._messages()
+                # The turn's end (turn.completed / failed) is held back until the changes are
+                # committed, so that file_change lands inside the turn, as in codex's stream.
+                self.result = await self.agent.run(messages, self.emit, usage=usage)
+            status, error = (S.FAILED, self.result.error) if self.result.error else (S.DONE, "")
         except asyncio.CancelledError:
+            if self.dropped:
+                await self._release_containers()
+                return
             if self.halted:
-                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+                _uncancel()
                 error = self.halted
-            elif task.id in self.stop_reason:
-                asyncio.current_task().uncancel()  # type: ignore[union-attr]
-                status = "stopped"
+            elif self.stop_by:
+                _uncancel()
+                status = S.STOPPED
             else:  # shutdown
-                await self._finish_whole("interrupted", "interrupted by a restart")
+                await self._finish_whole(S.INTERRUPTED, "interrupted by a restart")
                 raise
         except TimeoutError as exc:
             if deadline.expired():
@@ -121,7 +129,7 @@ class TaskRun:
                 watcher.cancel()
         await self._finish_whole(status, error)
 
-    async def _finish_whole(self, status: str, error: str) -> None:
+    async def _finish_whole(self, status: TaskStatus, error: str) -> None:
         """Once finishing has begun it runs to its end (the result taken, the final message out):
         a Stop or a shutdown arriving meanwhile waits for it; a shutdown is raised again after."""
         job = asyncio.ensure_future(self._finish(status, error))
@@ -130,8 +138,8 @@ class TaskRun:
             try:
                 await asyncio.shield(job)
             except asyncio.CancelledError:
-                interrupted = interrupted or not (self.task.id in self.stop_reason or self.halted)
-                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+                interrupted = interrupted or not (self.stop_by or self.halted)
+                _uncancel()
         job.result()
         if interrupted:
             raise asyncio.CancelledError
@@ -152,15 +160,15 @@ class TaskRun:
         env: dict[str, str] = {}
         if policy == "on" or (policy == "setup" and needs_setup(self.thread, self.repo)):
             await self.emit(TaskProgress("Opening the task's network"))
-            self.network, env = await ctx.sandboxes.open_network(task.id, ctx.egress_allow)
+            self.network, env = await ctx.sandboxes.open_network(self.ref.task_id, ctx.egress_allow)
         if needs_setup(self.thread, self.repo):
             await self._setup(env)
         if policy != "on" and self.network:
-            await ctx.sandboxes.close_network(task.id)
+            await ctx.sandboxes.close_network(self.ref.task_id)
             self.network, env = "", {}
         await self.emit(TaskProgress("Starting sandbox"))
         await self._start_sandbox(clone, env)
-        thread_id, task_id = self.thread.id, task.id
+        thread_id, task_id = self.ref.thread_id, self.ref.task_id
         self.agent = Agent(
             ctx.model_for(task.model or s.model), self.sandbox,
             AgentLimits(s.max_steps, s.command_timeout_s, s.output_limit_chars),
@@ -170,20 +178,22 @@ class TaskRun:
                                                    estimate_tokens(m)),
             requester=task.requester)
 
-    async def _start_sandbox(self, clone: Any, env: dict[str, str]) -> None:
+    async def _start_sandbox(self, clone: Awaitable[AgentThread] | None, env: dict[str, str]) -> None:
         """The agent's container; a first checkout is made meanwhile (the container waits idle for it)."""
         assert self.prepared is not None
+        prepared = self.prepared
 
         async def start() -> None:
-            self.sandbox = await self.ctx.sandboxes.start(task_id=self.task.id, mounts=self.prepared.mounts,
+            self.sandbox = await self.ctx.sandboxes.start(task_id=self.ref.task_id, mounts=prepared.mounts,
                                                           network=self.network, env=env)
         if clone is None:
             await start()
             return
         cloned, started = await asyncio.gather(clone, start(), return_exceptions=True)
-        for outcome in (cloned, started):
-            if isinstance(outcome, BaseException):
-                raise outcome
+        if isinstance(cloned, BaseException):
+            raise cloned
+        if isinstance(started, BaseException):
+            raise started
         self.thread = cloned
 
     async def _setup(self, network_env: dict[str, str]) -> None:
@@ -195,18 +205,18 @@ class TaskRun:
         self.thread, result = await self.steps.setup(self.thread, self.task, self.repo, self.prepared, self.network,
                                                      network_env)
         assert isinstance(result, StepResult)
-        status = "completed" if result.exit_code == 0 else "failed"
+        status: Literal["completed", "failed"] = "completed" if result.exit_code == 0 else "failed"
         await self.emit(ItemCompleted(CommandExecution(item_id, self.repo.setup, result.output[-20_000:],
                                                        result.exit_code, status)))
         if result.exit_code != 0:
             last = result.output.strip().splitlines()[-1][:300] if result.output.strip() else ""
             raise SetupFailed(f"The setup command failed (exit {result.exit_code}): {last}")
 
-    async def _messages(self) -> list[dict[str, Any]]:
+    async def _messages(self) -> tuple[list[dict[str, Any]], Usage]:
         assert self.agent is not None and self.prepared is not None
         s = self.ctx.settings
         # Replies nobody read yet (written after a Stop or a restart) come before this request.
-        for steer in await _inbox(self.ctx, self.thread.id, self.task.id):
+        for steer in await _inbox(self.ctx, self.ref.thread_id, self.ref.task_id):
             await self.agent.record(steer_message(steer, self.task.requester))
             await self.emit(ItemCompleted(UserMessage(f"task_{self.task.id}_inbox_{steer.ts}", steer.text,
                                                       steer.user)))
@@ -214,13 +224,24 @@ class TaskRun:
             self.ctx.store, self.agent.model, self.task, self.thread, budget=s.context_budget_tokens,
             instructions=self.prepared.instructions,
             on_summary=lambda: self.emit(TaskProgress("Summarising earlier history")))
-        self.agent.usage += usage
-        return messages
+        return messages, usage
 
     def halt(self, reason: str) -> None:
         """The bot stops the task itself (not a person): it fails with `reason`."""
-        if self._main is not None and not self.halted:
+        if self._main is not None and not (self.halted or self.stop_by):
             self.halted = reason
+            self._main.cancel()
+
+    def stop(self, by: str) -> None:
+        """A person's Stop: the task ends as stopped (its result is still taken)."""
+        if self._main is not None and not (self.halted or self.stop_by):
+            self.stop_by = by
+            self._main.cancel()
+
+    def drop(self) -> None:
+        """This process lost the task to the sweep of another: end it without a word."""
+        if self._main is not None and not self.dropped:
+            self.dropped = True
             self._main.cancel()
 
     async def _watch_disk(self) -> None:
@@ -241,9 +262,16 @@ class TaskRun:
                           "SLACKBOT_WORKSPACE_QUOTA), so the task was stopped.")
                 return
 
-    async def _finish(self, status: str, error: str) -> None:
-        ctx, task = self.ctx, self.task
+    async def _finish(self, status: TaskStatus, error: str) -> None:
         await self._release_containers()
+        status, error, outcome = await self._take_result(status, error)
+        await self._close_turn(status, error, outcome)
+        if await self._record_final(status, error):
+            await self._announce(status, error, outcome)
+
+    async def _take_result(self, status: TaskStatus, error: str) -> tuple[TaskStatus, str, Outcome]:
+        """The finishing step commits the workspace and hands the result to the mirror."""
+        ctx, task = self.ctx, self.task
         outcome = Outcome()
         if self.prepared is not None and self.thread.tip_sha:
             try:
@@ -253,55 +281,81 @@ class TaskRun:
                 log.exception("could not take the result of task %s", task.id)
                 outcome = Outcome(refused=f"Committing the changes failed: {exc}")
             if outcome.refused:
-                status, error = "failed", (f"{error} — {outcome.refused}" if error else outcome.refused)
+                status, error = S.FAILED, (f"{error} — {outcome.refused}" if error else outcome.refused)
         if self.prepared is not None:
             with contextlib.suppress(Exception):
-                await ctx.disks.detach(self.thread.id)
+                await ctx.disks.detach(self.ref.thread_id)
+        if outcome.patch:
+            await ctx.store.set_patch(self.ref.task_id, outcome.patch)
+        return status, error, outcome
+
+    def _tally(self) -> AgentResult:
+        """What the agent came to: its result, or so far when the run was cut short."""
+        if self.result is not None:
+            return self.result
+        if self.agent is not None:
+            return self.agent.so_far()
+        return AgentResult(answer="", error="", usage=Usage(), context_tokens=0, commands=0)
+
+    async def _close_turn(self, status: TaskStatus, error: str, outcome: Outcome) -> None:
+        """The codex-shaped stream: files changed inside the turn, and always a turn."""
         if outcome.files:
             changes = tuple(FileChangeEntry(f.path, f.kind) for f in outcome.files)
-            await self.emit(ItemCompleted(FileChange(f"task_{task.id}_files", changes)))
-        usage = self.agent.usage if self.agent else Usage()
-        stopped_by = self.stop_reason.get(task.id, "")
+            await self.emit(ItemCompleted(FileChange(f"task_{self.task.id}_files", changes)))
         if not self.turn_started:  # the --json stream always has a turn, even when preparing failed
             await self.emit(TurnStarted())
-        if status == "done":
-            await self.emit(self.turn_end or TurnCompleted(usage))
+        if status == S.DONE:
+            end = self.result.turn_end if self.result else None
+            await self.emit(end or TurnCompleted(self._tally().usage))
         else:
-            await self.emit(TurnFailed(error or (f"stopped by {stopped_by}" if stopped_by else status)))
-        answer = self.agent.answer if self.agent else ""
-        await ctx.store.update_task(
-            task.id, status=status, error=error[:2000], answer=answer, finished_at=utcnow(),
-            stopped_by=stopped_by, input_tokens=usage.input_tokens, announced=False,
-            cached_input_tokens=usage.cached_input_tokens, output_tokens=usage.output_tokens)
-        thread = self.thread
-        if self.agent and self.agent.context_tokens:
-            await ctx.store.update_thread(thread.id, context_tokens=self.agent.context_tokens)
+            await self.emit(TurnFailed(error or (f"stopped by {self.stop_by}" if self.stop_by else status)))
+
+    async def _record_final(self, status: TaskStatus, error: str) -> bool:
+        """The final status, if the task is still this worker's (a sweep may have taken it)."""
+        ctx, task = self.ctx, self.task
+        tally = self._tally()
+        usage = tally.usage
+        moved = await move(
+            ctx.store, self.ref.task_id, status, among=frozenset({S.RUNNING}), of_worker=self.worker,
+            error=error[:2000], answer=tally.answer, finished_at=utcnow(),
+            stopped_by=self.stop_by if status == S.STOPPED else "", announced=False,
+            input_tokens=usage.input_tokens, cached_input_tokens=usage.cached_input_tokens,
+            output_tokens=usage.output_tokens)
+        if moved is None:
+            log.warning("task %s ended here, but another process had marked it final already", task.id)
+            return False
+        if tally.context_tokens:
+            await ctx.store.update_thread(self.ref.thread_id, context_tokens=tally.context_tokens)
+        return True
+
+    async def _announce(self, status: TaskStatus, error: str, outcome: Outcome) -> None:
+        ctx, thread = self.ctx, self.thread
+        tally = self._tally()
+        answer = tally.answer
         pushable = bool(thread.repo_url and thread.repo_trusted and thread.branch and thread.tip_sha
                         and thread.tip_sha != thread.base_sha)
         push = await self._auto_push(status, outcome, answer) if pushable else None
-        notes = [left_out_note(outcome.left_out, ctx.settings.max_file)] if outcome.left_out else []
-        if push:
-            notes.append(push.message)
         await self.emit(TaskFinished(
             status=status, answer=answer, error=error, files=outcome.files, elapsed_s=time.monotonic() - self.started,
-            usage=usage, stopped_by=stopped_by, branch=thread.branch,
-            repo=(self.repo.name if self.repo else thread.repo_url), diff=outcome.patch,
-            pushable=pushable and not (push and push.ok), pr_url=push.pr_url if push else thread.pr_url,
-            note="\n".join(n for n in notes if n)))
-        await ctx.store.update_task(task.id, announced=True)
+            usage=tally.usage, stopped_by=self.stop_by if status == S.STOPPED else "",
+            branch=thread.branch, repo=(self.repo.name if self.repo else thread.repo_url),
+            has_patch=bool(outcome.patch), pushable=pushable and not (push and push.ok),
+            pr_url=push.pr_url if push and push.pr_url else thread.pr_url,
+            push=push.code.value if push else "", push_detail=push.detail if push else "",
+            left_out=tuple(LeftOut(p, n) for p, n in outcome.left_out)))
+        await ctx.store.update_task(self.ref.task_id, announced=True)
 
-    async def _auto_push(self, status: str, outcome: Outcome, answer: str) -> PushResult | None:
-        if not (status == "done" and outcome.files and self.repo and self.repo.auto_push):
+    async def _auto_push(self, status: TaskStatus, outcome: Outcome, answer: str) -> PushResult | None:
+        if not (status == S.DONE and outcome.files and self.repo and self.repo.auto_push):
             return None
         if self.task.requester != self.thread.requester:  # only the thread's first requester (or an admin) pushes
-            return PushResult("Not pushed automatically: only whoever started this thread, or an admin, can "
-                              "push it (the Push button).", ok=False)
+            return PushResult(PushCode.NOT_REQUESTER, branch=self.thread.branch, task_id=self.ref.task_id)
         self.task.answer = answer
         try:
             return await self.ctx.repo_ops.push(self.thread, self.task)
         except Exception as exc:  # the task is done; only the push failed
             log.exception("auto push of task %s failed", self.task.id)
-            return PushResult(f"The automatic push failed: {exc}", ok=False)
+            return PushResult(PushCode.FAILED, branch=self.thread.branch, detail=str(exc), task_id=self.ref.task_id)
 
     async def _release_containers(self) -> None:
         """The agent's container (and with it every process the agent started) goes first, however the
@@ -311,11 +365,11 @@ class TaskRun:
             if self.sandbox is not None:
                 await self.sandbox.close()
             if self.network:
-                await ctx.sandboxes.close_network(task.id)
+                await ctx.sandboxes.close_network(self.ref.task_id)
         except Exception:
             log.exception("could not remove the sandbox of task %s; retrying by label", task.id)
             try:
-                await ctx.sandboxes.remove_task(task.id)
+                await ctx.sandboxes.remove_task(self.ref.task_id)
             except Exception:
                 log.exception("task %s: its containers are left for the next reaping", task.id)
 
@@ -332,20 +386,13 @@ def trailers(task: Task) -> list[str]:
     return [f"Requested-by: {name} (Slack {task.requester})"]
 
 
-def left_out_note(files: list[tuple[str, int]], limit: str) -> str:
-    shown = ", ".join(f"`{path}` ({_size(size)})" for path, size in files[:10])
-    more = f" and {len(files) - 10} more" if len(files) > 10 else ""
-    return f"Left out of the commit (larger than {limit}, SLACKBOT_MAX_FILE): {shown}{more}."
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)
-
-
 async def _inbox(ctx: RunContext, thread_id: int, task_id: int) -> list[Steer]:
     rows = await ctx.store.take_inbox(thread_id, task_id)
     return [Steer(text=r.text, user=r.user, user_name=r.user_name, ts=r.ts) for r in rows]
+
+
+def _uncancel() -> None:
+    """The task goes on to finish (a Stop or a halt is not a cancellation of the whole run)."""
+    current = asyncio.current_task()
+    if current is not None:
+        current.uncancel()

@@ -13,13 +13,16 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from ..protocol import FileStat, Mount, Step, StepResult
 from ..repos import RepoError, ResultRefused, branch_name, ensure_scratch, scripts
 from ..repos.errors import display_url
 from ..sandbox import WorkspaceDisk
 from ..store import AgentThread, Repository, Task
+
+if TYPE_CHECKING:
+    from .task_run import RunContext
 
 log = logging.getLogger(__name__)
 AGENTS_MD_CAP = 32 * 1024
@@ -52,7 +55,7 @@ Progress = Callable[[str], Awaitable[None]]
 
 
 class WorkspaceSteps:
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
         self.s = ctx.settings
 
@@ -61,6 +64,7 @@ class WorkspaceSteps:
         """The workspace, mounted; with a checkout still to make on a thread's first task, the third value
         makes it (the caller may start the agent's container meanwhile)."""
         ctx = self.ctx
+        assert thread.id is not None  # read from the store, as every thread and task here
         disk = await ctx.disks.attach(thread.id)  # refuses when the disk is nearly full
         if thread.repo_url:
             thread, repo, fresh = await self._mirror(thread, task, disk, progress)
@@ -82,6 +86,8 @@ class WorkspaceSteps:
                       progress: Progress) -> tuple[AgentThread, Path, str | None]:
         """Fetches the mirror. Returns the base commit to clone for a thread's first task (else None)."""
         mirrors, first = self.ctx.repo_ops.mirrors, not thread.tip_sha
+        thread_id = thread.id  # (a local: `thread` is reassigned below, which drops mypy's narrowing of thread.id)
+        assert thread_id is not None and task.id is not None
         try:
             found = await mirrors.update(url=thread.repo_url, branch=thread.base_branch or None,
                                          trusted=thread.repo_trusted)
@@ -93,15 +99,16 @@ class WorkspaceSteps:
             return thread, mirrors.path_for(thread.repo_url, thread.repo_trusted), None
         if first:
             branch = branch_name(self.s.branch_prefix, task.prompt, task.id)
-            thread = await self.ctx.store.update_thread(thread.id, base_branch=found.base_branch, branch=branch)
+            thread = await self.ctx.store.update_thread(thread_id, base_branch=found.base_branch, branch=branch)
             return thread, found.mirror, found.base_sha
         if found.base_sha not in (thread.latest_base_sha, thread.base_sha):
             await self._hand_in(thread, task, disk, found.mirror, found.base_branch, progress)
-            thread = await self.ctx.store.update_thread(thread.id, latest_base_sha=found.base_sha)
+            thread = await self.ctx.store.update_thread(thread_id, latest_base_sha=found.base_sha)
         return thread, found.mirror, None
 
     async def _clone(self, thread: AgentThread, task: Task, repo: Path, disk: WorkspaceDisk, base: str,
                      progress: Progress) -> AgentThread:
+        assert thread.id is not None
         branch = thread.branch or f"{self.s.branch_prefix}scratch-{task.id}"
         await progress("Checking out the repository" if thread.repo_url else "Preparing a scratch workspace")
         await self.ctx.results.start_thread(repo, thread.id, base)
@@ -117,6 +124,7 @@ class WorkspaceSteps:
     async def _hand_in(self, thread: AgentThread, task: Task, disk: WorkspaceDisk, repo: Path, base_branch: str,
                        progress: Progress) -> None:
         """Newer commits of the base branch reach the workspace as origin/<base>, by a bundle on stdin."""
+        assert task.id is not None
         path = self._tmp("base.bundle")
         try:
             exclude = [thread.tip_sha, thread.latest_base_sha or thread.base_sha]
@@ -137,7 +145,7 @@ class WorkspaceSteps:
         admin changes it). What it installs stays in the workspace and the thread's home directory."""
         if not needs_setup(thread, repo):
             return thread, None
-        assert repo is not None
+        assert repo is not None and thread.id is not None and task.id is not None
         # No profile or rc file: the home directory and the workspace are the agent's, and setup may
         # have the network the agent has not.
         argv = ("timeout", "-k", "5", f"{self.s.command_timeout_s:g}", "bash", "--noprofile", "--norc", "-c",
@@ -153,6 +161,7 @@ class WorkspaceSteps:
                      message: str) -> tuple[AgentThread, Outcome]:
         """After the agent's container is gone: the workspace's changes as one commit by the bot on the
         thread's branch, checked on the way into the host repository."""
+        assert thread.id is not None
         path = self._tmp("result.bundle")
         try:
             argv, env = scripts.finish(parent=prepared.parent, branch=thread.branch, message=message,
@@ -181,6 +190,7 @@ class WorkspaceSteps:
 
     async def _step(self, task: Task, name: str, argv: tuple[str, ...], env: dict[str, str],
                     mounts: tuple[Mount, ...], stdout: Path | None = None) -> StepResult:
+        assert task.id is not None
         return await self.ctx.sandboxes.run_step(Step(
             task.id, name, argv, mounts, env=tuple(env.items()), timeout_s=STEP_TIMEOUT_S,
             stdout_path=str(stdout) if stdout else "", stdout_cap=self.s.size("result_max") if stdout else 0))

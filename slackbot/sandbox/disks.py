@@ -25,7 +25,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, TypeVar, TypeVarTuple
 
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 SANDBOX_UID = 1000
 COMMAND_TIMEOUT_S = 60
 
@@ -74,7 +77,7 @@ class WorkspaceDisks:
             except DiskError:
                 pass
 
-    async def _run(self, fn, *args):  # type: ignore[no-untyped-def]
+    async def _run(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(COMMAND_TIMEOUT_S * 2):
             return await loop.run_in_executor(self._executor, fn, *args)

@@ -18,7 +18,7 @@ import re
 import secrets
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 import docker
 import docker.errors
@@ -39,6 +39,7 @@ LABEL_MANAGED = "slackbot.managed"
 LABEL_INSTANCE = "slackbot.instance"
 LABEL_TASK = "slackbot.task"
 LABEL_ROLE = "slackbot.role"
+LABEL_WORKER = "slackbot.worker"
 _INSTANCE_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,39}$")
 BASE_ENV = {"HOME": HOME, "LANG": "C.UTF-8", "TERM": "dumb", "PAGER": "cat", "GIT_PAGER": "cat",
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
@@ -61,11 +62,12 @@ def docker_host() -> str:
 class DockerSandboxes:
     """Starts task containers and removes them; only touches containers labelled with `instance`."""
 
-    def __init__(self, settings: Any, *, instance: str, max_workers: int = 8):
+    def __init__(self, settings: Any, *, instance: str, worker: str = "", max_workers: int = 8):
         if not _INSTANCE_RE.match(instance):
             raise ValueError(f"instance must be a short name of letters, digits, '_', '.', '-': {instance!r}")
         self.settings = settings
         self.instance = instance
+        self.worker = worker  # the process that owns what it starts (a label; see reap)
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="docker")
         self._client: docker.DockerClient | None = None
         self._client_lock = threading.Lock()
@@ -111,14 +113,15 @@ class DockerSandboxes:
         return SandboxError(f"Docker failed to {operation}: {exc}", operation=operation)
 
     def labels(self, task_id: int, role: str) -> dict[str, str]:
-        return {LABEL_MANAGED: "1", LABEL_INSTANCE: self.instance, LABEL_TASK: str(task_id), LABEL_ROLE: role}
+        return {LABEL_MANAGED: "1", LABEL_INSTANCE: self.instance, LABEL_TASK: str(task_id), LABEL_ROLE: role,
+                LABEL_WORKER: self.worker}
 
     def host_config(self, mounts: tuple[Mount, ...], network: str, *, memory: str | None = None) -> dict[str, Any]:
         """The confinement every task container shares; only mounts and network differ."""
         s = self.settings
         memory = memory or s.sandbox_memory
         return {
-            "mounts": [_docker_mount(m, self.labels(0, "volume")) for m in mounts],
+            "mounts": [_docker_mount(m, self.labels(0, "volume")) for m in mounts],  # (named volumes outlive tasks)
             "tmpfs": {"/tmp": f"size={s.sandbox_tmp},mode=1777", "/var/tmp": "size=64m,mode=1777",
                       "/run": "size=16m,mode=755"},
             "read_only": True,
@@ -219,21 +222,26 @@ class DockerSandboxes:
     async def close_network(self, task_id: int) -> None:
         await self.call("remove the task's network", nets.close_sync, self, task_id)
 
-    async def reap(self, keep_task_ids: Any = frozenset()) -> list[str]:
-        """Removes this instance's containers and networks of tasks not in `keep_task_ids`."""
-        keep = {str(t) for t in keep_task_ids}
+    async def reap(self, live_workers: Collection[str] = ()) -> list[str]:
+        """Removes this instance's containers and networks on this engine that belong to no live
+        worker (their process died, or an older slackbot made them); returns the containers' names."""
+        return await self.call("remove leftover sandboxes", self._reap_sync,
+                               lambda labels: labels.get(LABEL_WORKER) not in live_workers)
 
-        def reap_sync() -> list[str]:
-            api = self.client().api
-            removed = []
-            for container in self._list(api):
-                if container["Labels"].get(LABEL_TASK) not in keep:
-                    _force_remove(api, container["Id"])
-                    removed.append(container["Names"][0].lstrip("/"))
-            nets.remove_networks(self, keep)
-            return removed
+    async def remove_worker(self, worker: str) -> list[str]:
+        """Removes what one (dead) worker left on this engine."""
+        return await self.call("remove a dead worker's sandboxes", self._reap_sync,
+                               lambda labels: labels.get(LABEL_WORKER) == worker)
 
-        return await self.call("remove leftover sandboxes", reap_sync)
+    def _reap_sync(self, doomed: Callable[[dict[str, str]], bool]) -> list[str]:
+        api = self.client().api
+        removed = []
+        for container in self._list(api):
+            if doomed(container["Labels"]):
+                _force_remove(api, container["Id"])
+                removed.append(container["Names"][0].lstrip("/"))
+        nets.remove_networks(self, doomed)
+        return removed
 
     async def remove_task(self, task_id: int) -> None:
         """Force-removes every container and the network of one task: Stop, recovery, cleanup."""
@@ -304,7 +312,7 @@ class _Handover:
 def _docker_mount(m: Mount, labels: dict[str, str]) -> docker.types.Mount:
     if m.volume:
         return docker.types.Mount(m.target, m.source, type="volume", read_only=m.read_only,
-                                  labels={k: v for k, v in labels.items() if k != LABEL_TASK})
+                                  labels={k: v for k, v in labels.items() if k not in (LABEL_TASK, LABEL_WORKER)})
     return docker.types.Mount(m.target, m.source, type="bind", read_only=m.read_only)
 
 
@@ -321,8 +329,8 @@ def _force_remove(api: Any, container_id: str) -> None:
 
 def _reason(exc: BaseException) -> str:
     """The innermost readable cause, without urllib3's nested wrapper text."""
-    while exc.__cause__ is not None or exc.__context__ is not None:
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    while (inner := exc.__cause__ or exc.__context__) is not None:
+        exc = inner
     return str(exc) or type(exc).__name__
 
 

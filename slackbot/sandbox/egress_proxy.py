@@ -18,8 +18,9 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import TYPE_CHECKING
 
-if __package__:
+if TYPE_CHECKING or __package__:  # (mypy reads it as the package it is)
     from .egress_rules import PORT_PATTERN, Allowlist, IPAddress, bracketed, parse_allowlist, reached, shown
 else:  # run as a script: -I leaves the script's own directory off sys.path
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

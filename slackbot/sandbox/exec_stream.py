@@ -85,7 +85,8 @@ def pump(sock: Any, deadline: float, run: ExecRun, *, stdin: BinaryIO | None = N
             result.output = kept.text()
             return result
         if feeding and not pending:
-            pending = stdin.read(65536)  # type: ignore[union-attr]
+            assert stdin is not None  # feeding implies it
+            pending = stdin.read(65536)
             if not pending:
                 feeding = False
                 _half_close(raw)

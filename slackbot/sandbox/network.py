@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import secrets
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import docker.errors
 import docker.types
@@ -59,10 +59,10 @@ def close_sync(provider: Any, task_id: int) -> None:
         _remove_network(api, net["Id"])
 
 
-def remove_networks(provider: Any, keep: set[str]) -> None:
+def remove_networks(provider: Any, doomed: Callable[[dict[str, str]], bool]) -> None:
     api = provider.client().api
     for net in _managed(provider, api):
-        if net["Labels"].get("slackbot.task") not in keep:
+        if doomed(net["Labels"] or {}):
             _remove_network(api, net["Id"])
 
 

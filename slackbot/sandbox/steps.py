@@ -11,7 +11,7 @@ import contextlib
 import secrets
 import threading
 import time
-from typing import IO, Any
+from typing import Any, BinaryIO
 
 from slackbot.protocol import Step, StepResult
 
@@ -41,8 +41,8 @@ def run_step_sync(provider: Any, step: Step, run: ExecRun) -> StepResult:
         sock = api.attach_socket(cid, params={"stdin": int(feed), "stdout": 1, "stderr": 1, "stream": 1})
         api.start(cid)
         with contextlib.ExitStack() as files:
-            stdin: IO[bytes] | None = files.enter_context(open(step.stdin_path, "rb")) if feed else None
-            stdout: IO[bytes] | None = (files.enter_context(open(step.stdout_path, "wb"))
+            stdin: BinaryIO | None = files.enter_context(open(step.stdin_path, "rb")) if feed else None
+            stdout: BinaryIO | None = (files.enter_context(open(step.stdout_path, "wb"))
                                         if step.stdout_path else None)
             pumped = pump(sock, started + step.timeout_s, run, stdin=stdin, stdout=stdout,
                           stdout_cap=step.stdout_cap)

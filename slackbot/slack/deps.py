@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -14,6 +15,8 @@ from ..store import RepoStore, Store
 from .renderer import SlackRenderer
 
 log = logging.getLogger(__name__)
+USER_TTL_S = 300.0
+USERS_KEPT = 5000
 
 
 @dataclass
@@ -25,22 +28,26 @@ class Deps:
     client: AsyncWebClient
     repos: RepoStore
     bot_user_id: str = ""
-    _users: dict[str, dict] = field(default_factory=dict)
+    _users: dict[str, tuple[float, dict]] = field(default_factory=dict)
     redactor: Redactor = field(init=False)  # for what leaves without the client (response URLs)
 
     def __post_init__(self) -> None:
         self.redactor = Redactor(self.settings.secrets())
 
     async def user(self, user_id: str) -> dict:
-        """users.info, cached; an empty dict when Slack cannot tell."""
-        if user_id not in self._users:
+        """users.info, cached for USER_TTL_S (an admin demoted in Slack loses the right within it);
+        an empty dict when Slack cannot tell."""
+        cached = self._users.get(user_id)
+        if cached is None or time.monotonic() - cached[0] > USER_TTL_S:
             try:
                 resp = await self.client.users_info(user=user_id)
-                self._users[user_id] = resp.get("user") or {}
             except Exception as exc:
                 log.warning("users.info failed for %s: %s", user_id, exc)
                 return {}
-        return self._users[user_id]
+            if len(self._users) >= USERS_KEPT:
+                self._users.clear()
+            cached = self._users[user_id] = (time.monotonic(), resp.get("user") or {})
+        return cached[1]
 
     async def user_email(self, user_id: str) -> str:
         return (await self.user(user_id)).get("profile", {}).get("email", "")

@@ -9,7 +9,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from ..protocol import Event, TaskRef
+from ..protocol import Event, TaskRef, TaskStatus
+from ..runs.states import ACTIVE
 from .deps import Deps
 from .mrkdwn import escape
 
@@ -82,7 +83,7 @@ async def publish_home(deps: Deps, user: str) -> None:
 async def _view_for(deps: Deps, user: str) -> dict[str, Any]:
     tasks = await deps.store.recent_tasks(user=user, limit=20)
     # Only the viewer's own: others' prompts may come from channels the viewer cannot see.
-    active = [t for t in await deps.store.tasks_with_status("choosing", "queued", "running") if t.requester == user]
+    active = [t for t in await deps.store.tasks_with_status(*(ACTIVE - {TaskStatus.PENDING})) if t.requester == user]
     threads = await deps.store.get_threads({t.thread_id for t in tasks + active})
 
     def row(t: Any) -> dict[str, Any]:

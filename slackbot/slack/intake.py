@@ -6,8 +6,10 @@ import logging
 import re
 from typing import Any
 
-from ..protocol import TaskRef
+from ..protocol import TaskRef, TaskStatus
+from ..runs.states import ACTIVE
 from ..runs.task_run import task_ref
+from ..store import RepoBinding
 from .blocks import StatusState, notice_blocks, status_blocks
 from .deps import Deps
 from .mrkdwn import unescape
@@ -15,7 +17,6 @@ from .options import parse_options
 from .repo_choice import model_refusal
 
 log = logging.getLogger(__name__)
-ACTIVE = ("choosing", "pending", "queued", "running")
 
 
 def strip_mention(text: str, bot_user_id: str) -> str:
@@ -57,7 +58,7 @@ async def react(deps: Deps, channel: str, ts: str, name: str = "eyes") -> None:
 
 
 async def start_task(deps: Deps, *, channel: str, thread_ts: str, user: str, text: str, ts: str,
-                     keys: tuple[str, ...] = (), repo: dict[str, Any] | None = None,
+                     keys: tuple[str, ...] = (), repo: RepoBinding | None = None,
                      model: str = "") -> TaskRef | None:
     """Records the task, posts its status message, queues it; tells the thread if anything fails.
     None when it was not recorded (a duplicate delivery, or a failure the thread was told of)."""
@@ -69,8 +70,8 @@ async def start_task(deps: Deps, *, channel: str, thread_ts: str, user: str, tex
 
 
 async def record_task(deps: Deps, *, channel: str, thread_ts: str, user: str, text: str, ts: str,
-                      keys: tuple[str, ...] = (), repo: dict[str, Any] | None = None, model: str = "",
-                      status: str = "pending") -> TaskRef | None:
+                      keys: tuple[str, ...] = (), repo: RepoBinding | None = None, model: str = "",
+                      status: TaskStatus = TaskStatus.PENDING) -> TaskRef | None:
     """Records the task together with the delivery `keys` (one transaction: a delivery is never
     marked seen unless its task exists). None for a duplicate, or after telling the thread why not."""
     try:
@@ -105,6 +106,7 @@ async def handle_reply(deps: Deps, *, channel: str, thread_ts: str, user: str, t
     thread = await deps.store.thread_for(channel, thread_ts)
     if thread is None:
         return None
+    assert thread.id is not None  # read from the store
     name = await deps.user_name(user)
     in_inbox = False
     if any(t.status in ACTIVE for t in await deps.store.thread_tasks(thread.id)):

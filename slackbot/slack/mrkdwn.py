@@ -8,11 +8,12 @@ people, the model, commands or git; `mention` for the one markup we compose (a u
 from __future__ import annotations
 
 import re
+from typing import Callable
 from urllib.parse import urlsplit
 
 _CODE = re.compile(r"(```.*?```|`[^`\n]+`)", re.S)
 _BOLD = "\x00"  # stands for a bold asterisk until the italic rule has run
-_RULES = [
+_RULES: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     (re.compile(r"^#{1,6}\s+(.+?)\s*#*$", re.M), _BOLD + r"\1" + _BOLD),      # headings
     (re.compile(r"\*\*(.+?)\*\*|__(.+?)__"), lambda m: f"{_BOLD}{m.group(1) or m.group(2)}{_BOLD}"),
     (re.compile(r"(?<![*\w])\*(?!\s)([^*\n]+?)\*(?![*\w])"), r"_\1_"),        # *italic*

@@ -1,8 +1,13 @@
-"""The Slack sink: one status message per task, edited in place, and a final reply."""
+"""The Slack sink: one status message per task, edited in place, and a final reply.
+
+It runs in the process holding the Slack output lease and sees every process's events from the
+database. State per task lives while the task does; finished tasks are remembered (a bounded
+number) only so that late events cannot bring a final status back to life."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from dataclasses import dataclass, field
@@ -13,12 +18,15 @@ from ..protocol import (
     AgentMessage, CommandExecution, Event, ItemCompleted, ItemStarted, TaskFinished, TaskProgress, TaskQueued,
     TaskRef, ThreadStarted, TodoList, TurnStarted, UserMessage,
 )
+from ..store import Store
 from .blocks import StatusState, final_blocks, status_blocks
 from .pacing import Poster
 from .updater import StatusUpdater
+from .wording import auto_push_text, left_out_text
 
 log = logging.getLogger(__name__)
 TICK_S = 5.0
+FINISHED_KEPT = 2000
 REFRESH_AFTER_S = 15.0  # a working status shows its clock moving at least this often
 
 
@@ -32,12 +40,15 @@ class _View:
 
 
 class SlackRenderer:
-    def __init__(self, client: AsyncWebClient, updater: StatusUpdater) -> None:
+    def __init__(self, client: AsyncWebClient, updater: StatusUpdater, store: Store, *, max_file: str = "") -> None:
         self.client = client
+        self.max_file = max_file  # SLACKBOT_MAX_FILE as written, for the left-out note
         self.updater = updater
+        self.store = store
         self.poster = Poster(client)
         self._views: dict[int, _View] = {}
-        self._finished: set[int] = set()  # late events must not bring a final status back to life
+        # Late events must not bring a final status back to life: the latest finished ids.
+        self._finished: collections.OrderedDict[int, None] = collections.OrderedDict()
         self._posting: dict[int, asyncio.Lock] = {}
 
     def owns(self, ref: TaskRef) -> bool:
@@ -91,13 +102,22 @@ class SlackRenderer:
         st.state, st.error, st.stopped_by = event.status, event.error, event.stopped_by
         st.elapsed_s, st.files = event.elapsed_s, event.files
         await self._show(view, final=True)
-        self._views.pop(view.ref.task_id, None)
-        self._finished.add(view.ref.task_id)
-        text, blocks, attach = final_blocks(
-            task_id=view.ref.task_id, state=event.status, answer=event.answer, error=event.error,
-            files=event.files, elapsed_s=event.elapsed_s, usage=event.usage, stopped_by=event.stopped_by,
-            branch=event.branch, pushable=event.pushable, pr_url=event.pr_url, note=event.note)
         ref = view.ref
+        self._views.pop(ref.task_id, None)
+        self._posting.pop(ref.task_id, None)
+        self._finished[ref.task_id] = None
+        while len(self._finished) > FINISHED_KEPT:
+            self._finished.popitem(last=False)
+        # Posted once, also when another process took the output over meanwhile.
+        if await self.store.seen(f"final:{ref.task_id}"):
+            return
+        note = "\n".join(n for n in (
+            left_out_text(event.left_out, self.max_file),
+            auto_push_text(event.push, event.branch, event.pr_url, event.push_detail, event.repo)) if n)
+        text, blocks, attach = final_blocks(
+            task_id=ref.task_id, state=event.status, answer=event.answer, error=event.error,
+            files=event.files, elapsed_s=event.elapsed_s, usage=event.usage, stopped_by=event.stopped_by,
+            branch=event.branch, pushable=event.pushable, pr_url=event.pr_url, note=note)
         try:
             await self.poster.post(channel=ref.channel, thread_ts=ref.thread_ts, text=text,
                                                blocks=blocks, unfurl_links=False)
@@ -105,12 +125,17 @@ class SlackRenderer:
                 await self.client.files_upload_v2(
                     channel=ref.channel, thread_ts=ref.thread_ts, content=event.answer,
                     filename=f"task-{ref.task_id}-answer.md", title=f"Answer of task #{ref.task_id}")
-            if event.diff:
+            patch = await self.store.patch(ref.task_id) if event.has_patch else ""
+            if patch:
                 await self.client.files_upload_v2(
-                    channel=ref.channel, thread_ts=ref.thread_ts, content=event.diff,
+                    channel=ref.channel, thread_ts=ref.thread_ts, content=patch,
                     filename=f"task-{ref.task_id}.patch", title=f"Changes of task #{ref.task_id}")
         except Exception:
             log.exception("could not post the result of task %s", ref.task_id)
+        try:
+            await self.store.first_time(f"final:{ref.task_id}")
+        except Exception:
+            log.exception("could not record the final message of task %s", ref.task_id)
 
     async def _show(self, view: _View, *, final: bool = False) -> None:
         st = view.state

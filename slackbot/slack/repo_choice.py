@@ -4,8 +4,8 @@ its only one, or, when several and no default, the requester's pick from buttons
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from ..store import RepoBinding
 from .deps import Deps
 from .mrkdwn import compose, mention
 from .options import MentionOptions, looks_like_url
@@ -15,14 +15,14 @@ NO_REPO = 0  # button value for "no repository: a scratch workspace"
 
 @dataclass(frozen=True)
 class Resolution:
-    repo: dict[str, Any] | None = None  # fields for the agent thread; None: scratch workspace
+    repo: RepoBinding | None = None  # the agent thread's repository; None: scratch workspace
     ask: list[tuple[int, str]] | None = None  # (repo id, name) choices
     problem: str = ""  # plain text for `say`, which escapes it
 
 
-def thread_fields(repo_id: int | None, url: str, branch: str, trusted: bool = True) -> dict[str, Any]:
+def thread_fields(repo_id: int | None, url: str, branch: str, trusted: bool = True) -> RepoBinding:
     """`trusted`: an admin's repository (credentials, push); a channel member's URL is not."""
-    return {"repo_id": repo_id, "repo_url": url, "base_branch": branch, "repo_trusted": trusted}
+    return RepoBinding(repo_id=repo_id, repo_url=url, base_branch=branch, repo_trusted=trusted)
 
 
 def model_refusal(deps: Deps, model: str) -> str:
@@ -58,7 +58,7 @@ async def resolve(deps: Deps, channel: str, opts: MentionOptions, user: str = ""
     if chosen is not None:
         return Resolution(thread_fields(chosen.id, chosen.url, opts.branch or chosen.branch))
     if linked:
-        return Resolution(ask=[(r.repo.id, r.repo.name) for r in linked])
+        return Resolution(ask=[(r.repo.id, r.repo.name) for r in linked if r.repo.id is not None])
     return Resolution(None)
 
 

@@ -34,7 +34,7 @@ class SlackServer:
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         if self.port == 0:  # tests ask for any free port
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self.port = self._runner.addresses[0][1]
         if self.socket_mode:
             self._socket = AsyncSocketModeHandler(self.app, self.app_token)
             await self._socket.connect_async()

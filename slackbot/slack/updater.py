@@ -39,6 +39,7 @@ class StatusUpdater:
         self.min_interval_s = min_interval_s
         self._pending: dict[Key, _Edit] = {}
         self._last_sent: dict[Key, float] = {}
+        self._last_body: dict[Key, tuple[str, str]] = {}  # what the message shows now (skip repeats)
         self._sent: collections.deque[float] = collections.deque()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -71,12 +72,23 @@ class StatusUpdater:
                     async with asyncio.timeout(wait):
                         await self._wake.wait()
                 continue
-            await self._spend_budget()
             key = (edit.channel, edit.ts)
+            if self._last_body.get(key) == (edit.text, repr(edit.blocks)):
+                self._pending.pop(key, None)  # the message shows this already: no call spent
+                continue
+            await self._spend_budget()
             # Take the newest state of this message right before sending.
             edit = self._pending.pop(key, edit)
+            body = (edit.text, repr(edit.blocks))
+            if self._last_body.get(key) == body:
+                continue  # the message shows this already: no call spent
             self._last_sent[key] = time.monotonic()
-            await self._send(edit)
+            if await self._send(edit):
+                if edit.final:  # a final state is never edited again: forget the message
+                    self._last_body.pop(key, None)
+                    self._last_sent.pop(key, None)
+                else:
+                    self._last_body[key] = body
 
     def _next(self) -> tuple[_Edit | None, float]:
         now = time.monotonic()
@@ -101,11 +113,13 @@ class StatusUpdater:
                 return
             await asyncio.sleep(WINDOW_S - (now - self._sent[0]) + 0.01)
 
-    async def _send(self, edit: _Edit) -> None:
+    async def _send(self, edit: _Edit) -> bool:
         try:
             await self.client.chat_update(channel=edit.channel, ts=edit.ts, text=edit.text, blocks=edit.blocks)
             self.sent_count += 1
+            return True
         except SlackApiError as exc:
             log.warning("chat.update failed for %s/%s: %s", edit.channel, edit.ts, exc.response.get("error"))
         except Exception:
             log.exception("chat.update failed for %s/%s", edit.channel, edit.ts)
+        return False

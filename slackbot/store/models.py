@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from sqlalchemy import Column, Text, UniqueConstraint, true
@@ -10,6 +11,16 @@ from sqlmodel import Field, SQLModel
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class RepoBinding:
+    """The repository a new agent thread works on (its columns in `agent_thread`)."""
+
+    repo_id: int | None
+    repo_url: str
+    base_branch: str = ""
+    repo_trusted: bool = True
 
 
 class AgentThread(SQLModel, table=True):
@@ -49,8 +60,7 @@ class Task(SQLModel, table=True):
     requester_name: str = ""
     requester_email: str = ""
     prompt: str = Field(default="", sa_column=Column(Text, default=""))
-    # pending: recorded, status message not yet posted; then queued → running → a final status
-    status: str = Field(default="pending", index=True)
+    status: str = Field(default="pending", index=True)  # a protocol.TaskStatus; moved by runs/states.py
     status_ts: str = ""
     mention_ts: str = ""
     model: str = ""
@@ -65,6 +75,9 @@ class Task(SQLModel, table=True):
     answer: str = Field(default="", sa_column=Column(Text, default=""))
     error: str = ""
     stopped_by: str = ""
+    stop_by: str = Field(default="", sa_column_kwargs={"server_default": ""})  # a Stop asked for, by whom
+    # A worker that alone may run the task (the terminal's `exec`); empty: any worker.
+    pinned: str = Field(default="", sa_column_kwargs={"server_default": ""})
     # The final message was delivered. Tasks older than this column were (hence the server default).
     announced: bool = Field(default=False, sa_column_kwargs={"server_default": true()})
 
@@ -138,3 +151,39 @@ class ChannelRepo(SQLModel, table=True):
     channel: str = Field(index=True)
     repo_id: int = Field(foreign_key="repository.id")
     is_default: bool = False
+
+
+class PatchRow(SQLModel, table=True):
+    """A task's whole change as a patch: kept out of the event table, which is read in bulk."""
+
+    __tablename__ = "patch"
+
+    task_id: int = Field(primary_key=True)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class WorkerRow(SQLModel, table=True):
+    """A live process (front, worker or a terminal's exec): it renews `seen_at` while it lives."""
+
+    __tablename__ = "worker"
+
+    id: str = Field(primary_key=True)
+    kind: str = ""
+    host: str = ""
+    pid: int = 0
+    proc: str = ""  # boot id and process start time: tells a dead process on this host at once
+    lease_s: float = 30.0
+    started_at: datetime = Field(default_factory=utcnow)
+    seen_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Coordination(SQLModel, table=True):
+    """Named rows processes share: the claim lock, the queue's change counter, the Slack output
+    lease (its holder, until when, and how far it has rendered the event table)."""
+
+    __tablename__ = "coordination"
+
+    name: str = Field(primary_key=True)
+    holder: str = ""
+    until: datetime | None = None
+    counter: int = 0

@@ -37,6 +37,7 @@ class RepoStore:
                 repo.github = github or repo.github
             s.add(repo)
             s.flush()
+            assert repo.id is not None  # flushed: the row has its key
             link = s.exec(select(ChannelRepo).where(ChannelRepo.channel == channel,
                                                     ChannelRepo.repo_id == repo.id)).first()
             if link is None:
@@ -82,4 +83,6 @@ class RepoStore:
         await self.store.run(fn)
 
     async def configure(self, repo_id: int, **fields: object) -> Repository:
-        return await self.store.update(Repository, repo_id, **fields)
+        repo = await self.store.update(Repository, repo_id, **fields)
+        assert repo is not None, f"repository {repo_id}"  # repositories are never deleted
+        return repo

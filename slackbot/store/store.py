@@ -3,39 +3,40 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterable, TypeVar
 
 from sqlalchemy import event as sa_event
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, SQLModel, create_engine, func, select
+from sqlmodel import Session, SQLModel, col, create_engine, func, select
 
+from ..protocol import FINAL_STATUSES, TaskStatus
 from . import migrations
-from .models import AgentThread, EventRow, HistoryRow, InboxRow, SeenRow, Task, utcnow
+from .coord import bump_queue, notify
+from .models import AgentThread, EventRow, HistoryRow, InboxRow, PatchRow, RepoBinding, SeenRow, Task, utcnow
 
 T = TypeVar("T")
 M = TypeVar("M", bound=SQLModel)
-ACTIVE = ("queued", "running")
-FINAL = ("done", "failed", "stopped", "interrupted")
-
-
-@dataclass(frozen=True)
-class Limits:
-    total: int
-    per_user: int
-    per_channel: int
+FINAL = tuple(FINAL_STATUSES)
 
 
 class Store:
     def __init__(self, url: str, *, workers: int = 4, timeout_s: float = 30.0) -> None:
         sqlite = url.startswith("sqlite")
-        self.engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": timeout_s} if sqlite else {},
-            pool_pre_ping=not sqlite)
+        if sqlite:
+            options: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": timeout_s}}
+        else:
+            # Each executor thread holds at most one connection; a dropped one is replaced, not used.
+            options = {"pool_pre_ping": True, "pool_size": workers, "max_overflow": 0, "pool_timeout": timeout_s}
+            if url.startswith("postgresql"):
+                # Times are UTC in `timestamp without time zone` columns: the session's zone converts
+                # an aware datetime written or compared there, so it must be UTC, whatever the server's.
+                options["connect_args"] = {"options": "-c timezone=UTC"}
+        self.engine = create_engine(url, **options)
         if sqlite:
             sa_event.listen(self.engine, "connect", _sqlite_pragmas)
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="db")
@@ -82,8 +83,8 @@ class Store:
 
     async def new_task_once(self, keys: tuple[str, ...], *, channel: str, thread_ts: str, requester: str,
                             requester_name: str, prompt: str, mention_ts: str, model: str, requester_email: str = "",
-                            repo: dict[str, Any] | None = None,
-                            status: str = "pending") -> tuple[AgentThread, Task] | None:
+                            repo: RepoBinding | None = None, status: TaskStatus = TaskStatus.PENDING,
+                            pinned: str = "") -> tuple[AgentThread, Task] | None:
         """`new_task` and the delivery keys in one transaction: None when a key was seen before (a
         retry or a twin of this delivery recorded it). A failure records neither, so a delivery is
         never marked seen without its task."""
@@ -94,16 +95,18 @@ class Store:
                 thread = s.exec(select(AgentThread).where(
                     AgentThread.channel == channel, AgentThread.thread_ts == thread_ts)).first()
                 if thread is None:
-                    thread = AgentThread(channel=channel, thread_ts=thread_ts, requester=requester, **(repo or {}))
+                    thread = AgentThread(channel=channel, thread_ts=thread_ts, requester=requester,
+                                         **(dataclasses.asdict(repo) if repo else {}))
                     s.add(thread)
                     try:
                         s.flush()
                     except IntegrityError:  # another delivery made the thread meanwhile: again, with it
                         s.rollback()
                         continue
+                assert thread.id is not None  # read or flushed: the row has its key
                 task = Task(thread_id=thread.id, channel=channel, requester=requester, requester_name=requester_name,
                             requester_email=requester_email, prompt=prompt, mention_ts=mention_ts, model=model,
-                            status=status)
+                            status=str(status), pinned=pinned)
                 s.add(task)
                 s.commit()
                 s.refresh(thread)
@@ -149,8 +152,8 @@ class Store:
         return await self.run(lambda s: s.get(AgentThread, thread_id))
 
     async def get_threads(self, thread_ids: set[int]) -> dict[int, AgentThread]:
-        rows = await self.run(lambda s: s.exec(select(AgentThread).where(AgentThread.id.in_(thread_ids))).all())
-        return {t.id: t for t in rows}
+        rows = await self.run(lambda s: s.exec(select(AgentThread).where(col(AgentThread.id).in_(thread_ids))).all())
+        return {t.id: t for t in rows if t.id is not None}
 
     async def new_task(self, **fields: Any) -> tuple[AgentThread, Task]:
         """Records a task (not yet runnable: pending or choosing) in the thread's agent thread,
@@ -161,6 +164,10 @@ class Store:
 
     async def get_task(self, task_id: int) -> Task | None:
         return await self.run(lambda s: s.get(Task, task_id))
+
+    async def get_tasks(self, task_ids: set[int]) -> dict[int, Task]:
+        rows = await self.run(lambda s: s.exec(select(Task).where(col(Task.id).in_(task_ids))).all())
+        return {t.id: t for t in rows if t.id is not None}
 
     async def update(self, model: type[M], row_id: Any, **fields: Any) -> M | None:
         """Sets fields of one row; returns it (None when it does not exist)."""
@@ -177,97 +184,101 @@ class Store:
         return await self.run(fn)
 
     async def update_task(self, task_id: int, **fields: Any) -> Task | None:
+        """Fields other than the status (that moves only by `transition`, from `runs/states.py`)."""
+        if "status" in fields:
+            raise ValueError("a task's status changes only through runs.states")
         return await self.update(Task, task_id, **fields)
 
     async def update_thread(self, thread_id: int, **fields: Any) -> AgentThread:
-        return await self.update(AgentThread, thread_id, **fields)
+        thread = await self.update(AgentThread, thread_id, **fields)
+        assert thread is not None, f"agent thread {thread_id}"  # threads are never deleted
+        return thread
 
-    async def transition(self, task_id: int, from_statuses: tuple[str, ...], **fields: Any) -> Task | None:
-        """Compare-and-set: updates the task only if its status is one of `from_statuses`; returns it
-        then, else None (someone else moved it first: a double click, another worker)."""
+    async def transition(self, task_id: int, from_statuses: Iterable[TaskStatus], *, of_worker: str | None = None,
+                         queue_changed: bool = False, **fields: Any) -> Task | None:
+        """Compare-and-set: updates the task only if its status is one of `from_statuses` (and, with
+        `of_worker`, it is that worker's); returns it then, else None (someone else moved it first: a
+        double click, another worker, the sweep after a worker was presumed dead). Only
+        `runs/states.py` calls it with a new status. `queue_changed` tells waiting workers."""
+        if "worker" in fields:  # set by claims alone; `of_worker` is the condition
+            raise ValueError("a task's worker is set only by a claim")
         def fn(s: Session) -> Task | None:
-            changed = s.execute(update(Task).where(Task.id == task_id, Task.status.in_(from_statuses))
-                                .values(**fields)).rowcount
+            q = update(Task).where(col(Task.id) == task_id, col(Task.status).in_([str(f) for f in from_statuses]))
+            if of_worker is not None:
+                q = q.where(col(Task.worker) == of_worker)
+            changed = s.exec(q.values(**fields)).rowcount
+            if changed and queue_changed:
+                bump_queue(s)
             s.commit()
             return _fresh(s, task_id) if changed else None
         return await self.run(fn)
 
-    async def claim_next(self, limits: Limits, worker: str, only: frozenset[int] | None = None) -> Task | None:
-        """Moves the oldest queued task that fits the limits to running, and returns it.
-
-        The final step is a compare-and-set on the status, so two workers never run one task; on
-        Postgres the candidate select can become FOR UPDATE SKIP LOCKED when many workers share it.
-        `only` restricts the claim to some task ids (a terminal `exec` claims just its own task).
-        """
-        def fn(s: Session) -> Task | None:
-            running = s.exec(select(Task).where(Task.status == "running")).all()
-            if len(running) >= limits.total:
-                return None
-            by_user: dict[str, int] = {}
-            by_channel: dict[str, int] = {}
-            busy_threads = {t.thread_id for t in running}
-            for t in running:
-                by_user[t.requester] = by_user.get(t.requester, 0) + 1
-                by_channel[t.channel] = by_channel.get(t.channel, 0) + 1
-            queued = s.exec(select(Task).where(Task.status == "queued").order_by(Task.queued_at, Task.id)).all()
-            for task in queued:
-                if only is not None and task.id not in only:
-                    continue
-                if (by_user.get(task.requester, 0) >= limits.per_user
-                        or by_channel.get(task.channel, 0) >= limits.per_channel
-                        or task.thread_id in busy_threads):
-                    busy_threads.add(task.thread_id)  # keep a thread's tasks in order
-                    continue
-                claimed = s.execute(update(Task).where(Task.id == task.id, Task.status == "queued").values(
-                    status="running", worker=worker, started_at=utcnow())).rowcount
-                s.commit()
-                if claimed:
-                    return _fresh(s, task.id)
-            return None
-        return await self.run(fn)
-
-    async def tasks_with_status(self, *statuses: str) -> list[Task]:
+    async def tasks_with_status(self, *statuses: TaskStatus) -> list[Task]:
         """Oldest first; queued tasks in queue order."""
         return await self.run(lambda s: list(s.exec(
-            select(Task).where(Task.status.in_(statuses)).order_by(Task.queued_at, Task.id)).all()))
+            select(Task).where(col(Task.status).in_([str(x) for x in statuses]))
+            .order_by(col(Task.queued_at), col(Task.id))).all()))
 
     async def unannounced_tasks(self) -> list[Task]:
         """Tasks with a final status whose final message was never delivered (a crash in between)."""
         return await self.run(lambda s: list(s.exec(
-            select(Task).where(Task.status.in_(FINAL), Task.announced == False)  # noqa: E712
-            .order_by(Task.id)).all()))
+            select(Task).where(col(Task.status).in_(FINAL), Task.announced == False)  # noqa: E712
+            .order_by(col(Task.id))).all()))
 
     async def recent_tasks(self, *, channel: str | None = None, user: str | None = None,
                            limit: int = 15) -> list[Task]:
         def fn(s: Session) -> list[Task]:
-            q = select(Task).where(Task.status != "pending")
+            q = select(Task).where(Task.status != TaskStatus.PENDING.value)
             if channel:
                 q = q.where(Task.channel == channel)
             if user:
                 q = q.where(Task.requester == user)
-            return list(s.exec(q.order_by(Task.id.desc()).limit(limit)).all())
+            return list(s.exec(q.order_by(col(Task.id).desc()).limit(limit)).all())
         return await self.run(fn)
 
     async def thread_tasks(self, thread_id: int) -> list[Task]:
         return await self.run(lambda s: list(s.exec(
-            select(Task).where(Task.thread_id == thread_id).order_by(Task.id)).all()))
+            select(Task).where(Task.thread_id == thread_id).order_by(col(Task.id))).all()))
 
     # ---- events ----------------------------------------------------------------------------
 
-    async def add_event(self, task_id: int, data: dict[str, Any]) -> None:
+    async def add_event(self, task_id: int, data: dict[str, Any]) -> int:
+        def fn(s: Session) -> int:
+            row = EventRow(task_id=task_id, type=data["type"], data=json.dumps(data))
+            s.add(row)
+            s.flush()
+            notify(s, "event")
+            s.commit()
+            assert row.id is not None  # flushed: the row has its key
+            return row.id
+        return await self.run(fn)
+
+    async def events_after(self, after: int, limit: int = 500) -> list[EventRow]:
+        """Events of every task with an id above `after`, in id order (the Slack output's feed)."""
+        return await self.run(lambda s: list(s.exec(
+            select(EventRow).where(col(EventRow.id) > after).order_by(col(EventRow.id)).limit(limit)).all()))
+
+    async def last_event_id(self) -> int:
+        return await self.run(lambda s: s.exec(select(func.max(EventRow.id))).one() or 0)
+
+    async def set_patch(self, task_id: int, patch: str) -> None:
         def fn(s: Session) -> None:
-            s.add(EventRow(task_id=task_id, type=data["type"], data=json.dumps(data)))
+            s.merge(PatchRow(task_id=task_id, text=patch))
             s.commit()
         await self.run(fn)
 
+    async def patch(self, task_id: int) -> str:
+        row = await self.run(lambda s: s.get(PatchRow, task_id))
+        return row.text if row else ""
+
     async def last_event(self, task_id: int, kind: str) -> dict[str, Any] | None:
         row = await self.run(lambda s: s.exec(select(EventRow).where(EventRow.task_id == task_id, EventRow.type == kind)
-                                              .order_by(EventRow.id.desc())).first())
+                                              .order_by(col(EventRow.id).desc())).first())
         return json.loads(row.data) if row else None
 
     async def events(self, task_id: int) -> list[dict[str, Any]]:
         rows = await self.run(lambda s: list(s.exec(
-            select(EventRow).where(EventRow.task_id == task_id).order_by(EventRow.id)).all()))
+            select(EventRow).where(EventRow.task_id == task_id).order_by(col(EventRow.id))).all()))
         return [json.loads(r.data) for r in rows]
 
     # ---- model history ---------------------------------------------------------------------
@@ -280,7 +291,7 @@ class Store:
 
     async def history(self, thread_id: int) -> list[HistoryRow]:
         return await self.run(lambda s: list(s.exec(
-            select(HistoryRow).where(HistoryRow.thread_id == thread_id).order_by(HistoryRow.id)).all()))
+            select(HistoryRow).where(HistoryRow.thread_id == thread_id).order_by(col(HistoryRow.id))).all()))
 
     async def set_summary(self, thread_id: int, summary: str, upto: int) -> None:
         await self.update(AgentThread, thread_id, summary=summary, summary_upto=upto)
@@ -292,25 +303,26 @@ class Store:
             row = InboxRow(thread_id=thread_id, user=user, user_name=user_name, text=text, ts=ts)
             s.add(row)
             s.commit()
+            assert row.id is not None  # committed: the row has its key
             return row.id
         return await self.run(fn)
 
     async def peek_inbox(self, thread_id: int) -> list[InboxRow]:
         rows = await self.run(lambda s: list(s.exec(select(InboxRow).where(
-            InboxRow.thread_id == thread_id, InboxRow.consumed_by.is_(None))).all()))
+            InboxRow.thread_id == thread_id, col(InboxRow.consumed_by).is_(None))).all()))
         return sorted(rows, key=lambda r: (_ts_key(r.ts), r.id))
 
     async def take_inbox(self, thread_id: int, task_id: int, only: list[int] | None = None) -> list[InboxRow]:
         """Marks the thread's unread replies (or just the rows `only`) as consumed by this task and
         returns them, oldest first. Each row is taken by compare-and-set: two takers never share one."""
         def fn(s: Session) -> list[InboxRow]:
-            q = select(InboxRow).where(InboxRow.thread_id == thread_id, InboxRow.consumed_by.is_(None))
+            q = select(InboxRow).where(InboxRow.thread_id == thread_id, col(InboxRow.consumed_by).is_(None))
             if only is not None:
-                q = q.where(InboxRow.id.in_(only))
+                q = q.where(col(InboxRow.id).in_(only))
             taken = []
-            for row in s.exec(q.order_by(InboxRow.id)).all():
-                if s.execute(update(InboxRow).where(InboxRow.id == row.id, InboxRow.consumed_by.is_(None))
-                             .values(consumed_by=task_id)).rowcount:
+            for row in s.exec(q.order_by(col(InboxRow.id))).all():
+                if s.exec(update(InboxRow).where(col(InboxRow.id) == row.id, col(InboxRow.consumed_by).is_(None))
+                          .values(consumed_by=task_id)).rowcount:
                     taken.append(row)
             s.commit()
             # Replies are handled concurrently, so insertion order may differ from Slack's.
@@ -327,6 +339,7 @@ class Store:
 
 def _fresh(s: Session, task_id: int) -> Task:
     task = s.get(Task, task_id)
+    assert task is not None  # tasks are never deleted
     s.refresh(task)  # the session may hold the row as it was before an UPDATE statement
     return task
 

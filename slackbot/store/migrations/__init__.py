@@ -61,7 +61,9 @@ def config(connection: Connection) -> Config:
 
 
 def head() -> str:
-    return _scripts().get_current_head()
+    newest = _scripts().get_current_head()
+    assert newest is not None  # the package ships its migrations
+    return newest
 
 
 def state(connection: Connection) -> SchemaState:

@@ -10,7 +10,7 @@ from ...ids import parse_id
 from ...intake import post_status_and_enqueue
 from ...mrkdwn import clip, compose, escape, mention
 from ...repo_choice import NO_REPO, thread_fields
-from ....runs.task_run import task_ref
+from ....protocol import TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,9 @@ def handler(deps: Deps):
         if task is None or task.channel != channel or repo_id is None:
             await tell(f"There is no task #{clip(escape(raw_task), 40)} to choose for here.")
             return
-        if task.status != "choosing":
+        if task.status != TaskStatus.CHOOSING:
             return  # answered already (a double click): the message says which
+        assert task.id is not None  # read from the store
         if user != task.requester:
             await tell(compose("Only ", mention(task.requester), f" can choose for task #{task.id}."))
             return
@@ -46,14 +47,13 @@ def handler(deps: Deps):
         if repo_id != NO_REPO and repo is None:
             await tell("That repository is no longer known; pick another one.")
             return
-        task = await deps.store.transition(task.id, ("choosing",), status="pending")
-        if task is None:
+        binding = thread_fields(repo.id, repo.url, repo.branch) if repo else thread_fields(None, "", "")
+        chosen = await deps.runs.choose_repo(task.id, binding)
+        if chosen is None:
             return  # a double click: the first one won
-        fields = thread_fields(repo.id, repo.url, repo.branch) if repo else thread_fields(None, "", "")
-        thread = await deps.store.update_thread(task.thread_id, **fields)
         choice = f"`{escape(repo.name)}`" if repo else "no repository (a scratch workspace)"
         text = f"Task #{task.id} works on {choice}."
         deps.renderer.updater.submit(channel, message.get("ts", ""), text,
                                      [{"type": "section", "text": {"type": "mrkdwn", "text": text}}], final=True)
-        await post_status_and_enqueue(deps, task_ref(task, thread))
+        await post_status_and_enqueue(deps, chosen)
     return repo_choose

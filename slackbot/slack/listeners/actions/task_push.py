@@ -11,6 +11,7 @@ from ...deps import Deps
 from ...ids import parse_id
 from ...intake import say
 from ...mrkdwn import clip, compose, escape, mention
+from ...wording import push_text
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +36,11 @@ def handler(deps: Deps):
         if task is None or thread is None:
             await tell(f"There is no task #{clip(escape(value), 40)} in this channel.")
             return
+        assert task.id is not None and thread.id is not None  # both read from the store
         owner = thread.requester or (await deps.store.thread_tasks(thread.id))[0].requester
         if user != owner and not await deps.is_admin(user):
             await tell(compose("Only ", mention(owner), " (who started this thread) or an admin can push its branch."))
             return
-        message = await deps.runs.push(task.id, by=user)
-        await say(deps, channel, thread_ts, message)
+        result = await deps.runs.push(task.id, by=user)
+        await say(deps, channel, thread_ts, push_text(result))
     return task_push

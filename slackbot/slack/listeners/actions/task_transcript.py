@@ -24,6 +24,7 @@ def handler(deps: Deps):
         if task is None or task.channel != channel:
             await say(deps, channel, thread_ts, "I have no transcript of that task in this channel.")
             return
+        assert task.id is not None  # read from the store
         text = render_transcript(task, await deps.store.events(task.id))
         try:
             await deps.client.files_upload_v2(channel=channel, thread_ts=thread_ts, content=text,

@@ -33,6 +33,7 @@ async def repo_command(deps: Deps, args: list[str], *, channel: str, user: str) 
     repo = linked.get(rest[0])
     if repo is None:  # only this channel's links: changing another channel's would surprise it
         return f"No repository named `{escape(rest[0])}` is linked here. {await list_repos(deps, channel)}"
+    assert repo.id is not None  # read from the store
     if verb == "default":
         await deps.repos.set_default(channel, repo.id)
         return f"`{escape(repo.name)}` is now this channel's default repository."

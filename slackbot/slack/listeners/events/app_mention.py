@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ....protocol import TaskStatus
 from ...deps import Deps
 from ...intake import delivery_keys, handle_reply, react, reason, record_task, say, start_task, strip_mention
 from ...options import parse_options
@@ -59,7 +60,7 @@ async def handle(deps: Deps, *, channel: str, thread_ts: str, user: str, text: s
                                keys=keys, repo=found.repo, model=opts.model)
         return ref is not None
     ref = await record_task(deps, channel=channel, thread_ts=thread_ts, user=user, text=opts.text, ts=ts,
-                            keys=keys, model=opts.model, status="choosing")
+                            keys=keys, model=opts.model, status=TaskStatus.CHOOSING)
     if ref is None:
         return False
     fallback, blocks = chooser_blocks(ref.task_id, user, found.ask)

@@ -20,7 +20,7 @@ def handler(deps: Deps):
         if event.get("bot_id") or event.get("subtype") not in HUMAN_SUBTYPES or not event.get("user"):
             return  # our own posts, edits, deletions, joins
         thread_ts, ts = event.get("thread_ts"), event.get("ts")
-        if not thread_ts or thread_ts == ts:
+        if not thread_ts or not ts or thread_ts == ts:
             return  # top-level chatter; mentions arrive as app_mention
         if deps.bot_user_id and f"<@{deps.bot_user_id}>" in event.get("text", ""):
             return  # app_mention handles it

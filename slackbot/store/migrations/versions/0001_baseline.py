@@ -24,7 +24,7 @@ def upgrade() -> None:
         sa.Column("summary", sa.Text(), nullable=True),
         sa.Column("summary_upto", sa.Integer(), nullable=False),
         sa.Column("context_tokens", sa.Integer(), nullable=False),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("repo_id", sa.Integer(), nullable=True),
         sa.Column("repo_url", sa.String(), nullable=False),
         sa.Column("base_branch", sa.String(), nullable=False),
@@ -41,7 +41,7 @@ def upgrade() -> None:
         sa.Column("task_id", sa.Integer(), nullable=False),
         sa.Column("type", sa.String(), nullable=False),
         sa.Column("data", sa.Text(), nullable=False),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_event_task_id", "event", ["task_id"])
@@ -65,7 +65,7 @@ def upgrade() -> None:
         sa.Column("user_name", sa.String(), nullable=False),
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("ts", sa.String(), nullable=False),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("consumed_by", sa.Integer(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -74,7 +74,7 @@ def upgrade() -> None:
     op.create_table(
         "seen",
         sa.Column("key", sa.String(), nullable=False),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("key"),
     )
 
@@ -89,7 +89,7 @@ def upgrade() -> None:
         sa.Column("network", sa.String(), nullable=False),
         sa.Column("auto_push", sa.Boolean(), nullable=False),
         sa.Column("created_by", sa.String(), nullable=False),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_repository_name", "repository", ["name"], unique=True)
@@ -108,10 +108,10 @@ def upgrade() -> None:
         sa.Column("mention_ts", sa.String(), nullable=False),
         sa.Column("model", sa.String(), nullable=False),
         sa.Column("worker", sa.String(), nullable=False),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
-        sa.Column("queued_at", sa.DateTime(), nullable=True),
-        sa.Column("started_at", sa.DateTime(), nullable=True),
-        sa.Column("finished_at", sa.DateTime(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("queued_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("input_tokens", sa.Integer(), nullable=False),
         sa.Column("cached_input_tokens", sa.Integer(), nullable=False),
         sa.Column("output_tokens", sa.Integer(), nullable=False),
