@@ -51,5 +51,8 @@ same_path() {  # same_path CONFIG PATH: PATH is bind-mounted at PATH (short or l
     "DATABASE_URL: postgresql+psycopg://slackbot:composecheck@postgres:5432/slackbot"; do
     grep -qF -- "$want" <<<"$config" || { echo "compose-check: '$want' is not in the configuration" >&2; exit 1; }
   done
+  # Workers get no Slack tokens (the front renders their output).
+  tokens=$(grep -cE "SLACK_BOT_TOKEN: ''" <<<"$config" || true)
+  ((tokens == 2)) || { echo "compose-check: the workers are given a Slack token" >&2; exit 1; }
 )
 echo "compose-check: docker-compose.yml is valid (services: front, postgres, worker-1, worker-2)"

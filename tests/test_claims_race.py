@@ -9,7 +9,7 @@ import asyncio
 from slackbot.protocol import TaskStatus
 from slackbot.store import Limits, Queue, Store
 
-ROUNDS = 25
+ROUNDS = 10
 CLAIMERS = 4
 
 

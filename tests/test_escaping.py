@@ -91,7 +91,8 @@ def test_ids_are_ascii_digits_within_the_database():
     assert parse_id("42") == 42 and parse_id("#7") == 7 and parse_id(" 0003 ") == 3
     for bad in ("²", "٣", "1e3", "-1", "", "#", "12a", "99999999999999999999", "9223372036854775808", "1" * 5000):
         assert parse_id(bad) is None, bad
-    assert parse_id("9223372036854775807") == 2**63 - 1
+    assert parse_id("2147483647") == 2**31 - 1  # INTEGER columns: int4 on PostgreSQL
+    assert parse_id("2147483648") is None
 
 
 # ---- end to end -----------------------------------------------------------------------------------

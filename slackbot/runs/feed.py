@@ -2,8 +2,9 @@
 holds the output lease and renders what every process emitted, so Slack's rate budgets are spent
 in one place; when it dies another front takes the lease and goes on from the stored cursor.
 
-Each sink has its own queue (`SinkQueue`): a slow Slack never delays the reader, and the agent
-never waits for any of it (it only writes events to the database).
+Each sink has its own queue (`SinkQueue`), a lane per channel: a slow Slack never delays the
+reader, a channel Slack paces never holds up another, and the agent never waits for any of it (it
+only writes events to the database).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 import time
 from typing import Any
 
-from ..protocol import EventSink, TaskRef, event_from_dict
+from ..protocol import Event, EventSink, TaskRef, event_from_dict
 from ..store import Coord, EventRow, Store
 from ..store.coord import OUTPUT
 from .signals import Signals
@@ -97,11 +98,11 @@ class EventFeed:
             self.held, self.cursor, self._read = True, cursor, cursor
             self._gap_since.clear()
             for q in self.sinks:
-                q.done = cursor
+                q.reset(cursor)
 
     def _saved_cursor(self) -> int:
         """Handled by every sink: queued-but-unhandled events are rendered again by a successor."""
-        busy = [q for q in self.sinks if not q.queue.empty() or q.done < self._read]
+        busy = [q for q in self.sinks if q.busy]
         if not busy:
             return self._read
         return max(self.cursor, min(q.done for q in busy))
@@ -120,8 +121,8 @@ class EventFeed:
             for row in rows:
                 assert row.id is not None  # read from the store
                 ref = refs.get(row.task_id)
-                if ref is not None:
-                    event = event_from_dict(json.loads(row.data))
+                event = _readable(row) if ref is not None else None
+                if ref is not None and event is not None:
                     for q in self.sinks:
                         await q.put(row.id, ref, event)
                 self._read = row.id
@@ -149,6 +150,17 @@ class EventFeed:
         tasks = await self.store.get_tasks(task_ids)
         threads = await self.store.get_threads({t.thread_id for t in tasks.values()})
         return {tid: task_ref(t, threads[t.thread_id]) for tid, t in tasks.items() if t.thread_id in threads}
+
+
+def _readable(row: EventRow) -> Event | None:
+    """The row's event; None for a row this code cannot read (a newer worker's event type or field
+    during a rolling upgrade): that row is skipped, never the whole feed stuck on it."""
+    try:
+        return event_from_dict(json.loads(row.data))
+    except (AttributeError, KeyError, TypeError, ValueError):
+        log.warning("event %s of task %s has a shape this version cannot read (%s); skipped",
+                    row.id, row.task_id, row.type)
+        return None
 
 
 async def _quietly(coro: Any) -> None:

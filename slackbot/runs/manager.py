@@ -18,7 +18,7 @@ from typing import Any, Callable
 from ..protocol import TaskFinished, TaskProgress, TaskQueued, TaskRef, TaskStatus, Usage, event_from_dict
 from ..store import AgentThread, Coord, Limits, Queue, RepoBinding, Task, WorkerRow
 from ..store.models import utcnow
-from .outcomes import PushCode, PushResult, StopCode, StopResult
+from .outcomes import PushCode, PushResult, StopCode, StopResult, brief
 from .signals import Signals
 from .states import WAITING, move
 from .task_run import RunContext, TaskRun, task_ref
@@ -327,13 +327,13 @@ class RunManager:
         assert task.id is not None
         try:
             moved = await move(self.store, task.id, S.FAILED, among=frozenset({S.RUNNING}), of_worker=self.worker_name,
-                               finished_at=utcnow(), error=f"internal error: {exc}"[:2000])
+                               finished_at=utcnow(), error=f"internal error: {brief(exc)}")
             if moved is None:
                 return  # it reached a final status; only what came after failed
             thread = await self.store.get_thread(task.thread_id)
             if thread is not None:
                 await self.bus.emit(task_ref(task, thread), TaskFinished(
-                    status=S.FAILED, error=f"Internal error ({exc.__class__.__name__}): {exc}"))
+                    status=S.FAILED, error=f"Internal error ({exc.__class__.__name__}): {brief(exc)}"))
         except Exception:
             log.exception("could not report the crash of task %s", task.id)
 

@@ -8,6 +8,13 @@ from enum import StrEnum
 from ..protocol import TaskStatus
 
 
+def brief(exc: BaseException) -> str:
+    """What went wrong in one short line, for a thread: a database error's full text carries its SQL
+    statement and parameters (the worker's id, someone's prompt or email)."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else "")[:300] or exc.__class__.__name__
+
+
 class StopCode(StrEnum):
     NOT_FOUND = "not_found"
     DEQUEUED = "dequeued"  # it had not started: removed from the queue

@@ -24,7 +24,7 @@ from ..store import AgentThread, Repository, Store, Task
 from ..store.models import utcnow
 from .bus import EventBus
 from .context import build_messages, estimate_tokens
-from .outcomes import PushCode, PushResult
+from .outcomes import PushCode, PushResult, brief
 from .repo_ops import RepoOps
 from .states import move
 from .workspace import Outcome, Prepared, SetupFailed, WorkspaceSteps, needs_setup
@@ -123,7 +123,7 @@ class TaskRun:
             error = str(exc)
         except Exception as exc:  # every failure ends in a message in the thread
             log.exception("task %s failed", task.id)
-            error = f"Internal error ({exc.__class__.__name__}): {exc}"
+            error = f"Internal error ({exc.__class__.__name__}): {brief(exc)}"
         finally:
             if watcher:
                 watcher.cancel()
@@ -279,7 +279,7 @@ class TaskRun:
                                                                commit_message(task, trailers(task)))
             except Exception as exc:
                 log.exception("could not take the result of task %s", task.id)
-                outcome = Outcome(refused=f"Committing the changes failed: {exc}")
+                outcome = Outcome(refused=f"Committing the changes failed: {brief(exc)}")
             if outcome.refused:
                 status, error = S.FAILED, (f"{error} — {outcome.refused}" if error else outcome.refused)
         if self.prepared is not None:

@@ -32,6 +32,15 @@ def _boot_id() -> str:
         return ""
 
 
+def _pid_namespace() -> str:
+    """This process's PID namespace ("pid:[4026531836]"; "" when it cannot be told). Containers on
+    one host share its boot id, and with host networking its hostname, but not their pids."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
 def _start_time(pid: int) -> str:
     """The process's start time in clock ticks since boot ("" when there is no such process)."""
     try:
@@ -47,7 +56,8 @@ class Identity:
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self.boot = _boot_id()
-        self.proc = f"{self.boot}/{_start_time(self.pid)}"
+        self.pid_ns = _pid_namespace()
+        self.proc = f"{self.boot}/{self.pid_ns}/{_start_time(self.pid)}"
         self.id = ""
         self.renew_id()
 
@@ -58,12 +68,14 @@ class Identity:
         return WorkerRow(id=self.id, kind=self.kind, host=self.host, pid=self.pid, proc=self.proc, lease_s=lease_s)
 
     def surely_dead(self, row: WorkerRow) -> bool:
-        """A process of this host (same boot) whose pid is gone or belongs to another process now."""
-        if row.host != self.host or not self.boot or not row.proc.startswith(self.boot + "/"):
+        """A process of this host (same boot) and of this PID namespace (its pid means the same here)
+        whose pid is gone or belongs to another process now. Any other is left to its lease."""
+        here = f"{self.boot}/{self.pid_ns}/"
+        if row.host != self.host or not self.boot or not self.pid_ns or not row.proc.startswith(here):
             return False
         if row.id == self.id:
             return False
-        return row.proc != f"{self.boot}/{_start_time(row.pid)}"
+        return row.proc != f"{here}{_start_time(row.pid)}"
 
 
 OnDead = Callable[[WorkerRow], Awaitable[None]]
@@ -128,8 +140,10 @@ class WorkerRegistry:
                     # Others presumed us dead (a long stall) and interrupted our tasks: drop them
                     # and go on under a new identity.
                     log.error("this worker's lease was taken over (a stall over %.0f s?)", self.lease_s * GRACE)
-                    await self.on_lost()
+                    # The new id first: on_lost labels what this process starts from now on with it
+                    # (a container labelled with the swept id is reaped by the next process starting).
                     self.me.renew_id()
+                    await self.on_lost()
                     await self.coord.register(self.me.row(self.lease_s))
                 await self.sweep()
             except asyncio.CancelledError:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-MAX_ID = 2**63 - 1  # the largest integer SQLite and PostgreSQL (bigint) store
+MAX_ID = 2**31 - 1  # ids are INTEGER columns: int4 on PostgreSQL (a larger value is an SQL error there)
 
 
 def is_number(text: str) -> bool:

@@ -108,9 +108,10 @@ class SlackRenderer:
         self._finished[ref.task_id] = None
         while len(self._finished) > FINISHED_KEPT:
             self._finished.popitem(last=False)
-        # Posted once, also when another process took the output over meanwhile.
-        if await self.store.seen(f"final:{ref.task_id}"):
-            return
+        # Posted once, also when another process took the output over meanwhile: the message and
+        # each attachment are recorded as each goes out, so a front dying during an upload leaves
+        # its successor only what was not out yet (and a failed post is tried again by a successor).
+        key = f"final:{ref.task_id}"
         note = "\n".join(n for n in (
             left_out_text(event.left_out, self.max_file),
             auto_push_text(event.push, event.branch, event.pr_url, event.push_detail, event.repo)) if n)
@@ -119,23 +120,23 @@ class SlackRenderer:
             files=event.files, elapsed_s=event.elapsed_s, usage=event.usage, stopped_by=event.stopped_by,
             branch=event.branch, pushable=event.pushable, pr_url=event.pr_url, note=note)
         try:
-            await self.poster.post(channel=ref.channel, thread_ts=ref.thread_ts, text=text,
-                                               blocks=blocks, unfurl_links=False)
-            if attach:
+            if not await self.store.seen(key):
+                await self.poster.post(channel=ref.channel, thread_ts=ref.thread_ts, text=text,
+                                       blocks=blocks, unfurl_links=False)
+                await self.store.first_time(key)
+            if attach and not await self.store.seen(f"{key}:answer"):
                 await self.client.files_upload_v2(
                     channel=ref.channel, thread_ts=ref.thread_ts, content=event.answer,
                     filename=f"task-{ref.task_id}-answer.md", title=f"Answer of task #{ref.task_id}")
+                await self.store.first_time(f"{key}:answer")
             patch = await self.store.patch(ref.task_id) if event.has_patch else ""
-            if patch:
+            if patch and not await self.store.seen(f"{key}:patch"):
                 await self.client.files_upload_v2(
                     channel=ref.channel, thread_ts=ref.thread_ts, content=patch,
                     filename=f"task-{ref.task_id}.patch", title=f"Changes of task #{ref.task_id}")
+                await self.store.first_time(f"{key}:patch")
         except Exception:
             log.exception("could not post the result of task %s", ref.task_id)
-        try:
-            await self.store.first_time(f"final:{ref.task_id}")
-        except Exception:
-            log.exception("could not record the final message of task %s", ref.task_id)
 
     async def _show(self, view: _View, *, final: bool = False) -> None:
         st = view.state

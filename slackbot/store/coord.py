@@ -54,9 +54,10 @@ def lock_claims(s: Session) -> None:
 
 def bump_queue(s: Session) -> None:
     """The queue changed (a task queued, or one ended and freed room): pollers compare the counter."""
-    if not s.exec(update(Coordination).where(col(Coordination.name) == QUEUE)
-                  .values(counter=Coordination.counter + 1)).rowcount:
+    bump = update(Coordination).where(col(Coordination.name) == QUEUE).values(counter=Coordination.counter + 1)
+    if not s.exec(bump).rowcount:  # (the migration makes the row; this is for a database made otherwise)
         ensure_row(s, QUEUE)
+        s.exec(bump)
     notify(s, "queue")
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import sqlite3
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any, Callable, Iterable, TypeVar
@@ -20,6 +22,7 @@ from .coord import bump_queue, notify
 from .models import AgentThread, EventRow, HistoryRow, InboxRow, PatchRow, RepoBinding, SeenRow, Task, utcnow
 
 T = TypeVar("T")
+NUL, NUL_SHOWN = "\x00", "\ufffd"  # PostgreSQL text cannot hold NUL (SQLite can): stored as U+FFFD on both
 M = TypeVar("M", bound=SQLModel)
 FINAL = tuple(FINAL_STATUSES)
 
@@ -104,9 +107,10 @@ class Store:
                         s.rollback()
                         continue
                 assert thread.id is not None  # read or flushed: the row has its key
-                task = Task(thread_id=thread.id, channel=channel, requester=requester, requester_name=requester_name,
-                            requester_email=requester_email, prompt=prompt, mention_ts=mention_ts, model=model,
-                            status=str(status), pinned=pinned)
+                task = Task(thread_id=thread.id, channel=channel, requester=requester,
+                            requester_name=_text(requester_name), requester_email=_text(requester_email),
+                            prompt=_text(prompt), mention_ts=mention_ts, model=model, status=str(status),
+                            pinned=pinned)
                 s.add(task)
                 s.commit()
                 s.refresh(thread)
@@ -121,7 +125,7 @@ class Store:
         def fn(s: Session) -> int | None:
             if not self._mark(s, keys):
                 return None
-            row = InboxRow(thread_id=thread_id, user=user, user_name=user_name, text=text, ts=ts)
+            row = InboxRow(thread_id=thread_id, user=user, user_name=_text(user_name), text=_text(text), ts=ts)
             s.add(row)
             s.commit()
             return row.id
@@ -175,7 +179,7 @@ class Store:
             row = s.get(model, row_id)
             if row is None:
                 return None
-            for k, v in fields.items():
+            for k, v in _texts(fields).items():
                 setattr(row, k, v)
             s.add(row)
             s.commit()
@@ -206,7 +210,7 @@ class Store:
             q = update(Task).where(col(Task.id) == task_id, col(Task.status).in_([str(f) for f in from_statuses]))
             if of_worker is not None:
                 q = q.where(col(Task.worker) == of_worker)
-            changed = s.exec(q.values(**fields)).rowcount
+            changed = s.exec(q.values(**_texts(fields))).rowcount
             if changed and queue_changed:
                 bump_queue(s)
             s.commit()
@@ -263,7 +267,7 @@ class Store:
 
     async def set_patch(self, task_id: int, patch: str) -> None:
         def fn(s: Session) -> None:
-            s.merge(PatchRow(task_id=task_id, text=patch))
+            s.merge(PatchRow(task_id=task_id, text=_text(patch)))
             s.commit()
         await self.run(fn)
 
@@ -300,7 +304,7 @@ class Store:
 
     async def add_inbox(self, thread_id: int, *, user: str, user_name: str, text: str, ts: str) -> int:
         def fn(s: Session) -> int:
-            row = InboxRow(thread_id=thread_id, user=user, user_name=user_name, text=text, ts=ts)
+            row = InboxRow(thread_id=thread_id, user=user, user_name=_text(user_name), text=_text(text), ts=ts)
             s.add(row)
             s.commit()
             assert row.id is not None  # committed: the row has its key
@@ -337,6 +341,15 @@ class Store:
         await self.run(fn)
 
 
+def _text(value: Any) -> Any:
+    """A NUL (the model, command output or a repository's file can carry one) stored as U+FFFD."""
+    return value.replace(NUL, NUL_SHOWN) if isinstance(value, str) and NUL in value else value
+
+
+def _texts(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: _text(v) for k, v in fields.items()}
+
+
 def _fresh(s: Session, task_id: int) -> Task:
     task = s.get(Task, task_id)
     assert task is not None  # tasks are never deleted
@@ -353,7 +366,18 @@ def _ts_key(ts: str) -> float:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # Switching a new file to WAL needs it to itself: a process migrating it meanwhile answers
+    # "locked" at once (no busy wait for this one). The mode is kept in the file, so waiting until
+    # the first process has set it is enough.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

@@ -41,6 +41,8 @@ def upgrade() -> None:
     # The Slack output goes on from the events there are: earlier ones were shown already.
     op.execute("INSERT INTO coordination (name, holder, until, counter) "
                "SELECT 'slack-output', '', NULL, COALESCE(MAX(id), 0) FROM event")
+    op.execute("INSERT INTO coordination (name, holder, until, counter) VALUES ('claim-lock', '', NULL, 0), "
+               "('queue', '', NULL, 0)")
 
 
 def downgrade() -> None:
