@@ -31,7 +31,7 @@ from tests.db import Databases  # noqa: E402
 from tests.fakes import FakeSlack, ScriptedModel, shell, text  # noqa: E402
 from tests.helpers import bot_messages, mention, wait_final  # noqa: E402
 from tests.test_cli import cli_env  # noqa: E402
-from tests.test_many_processes import spawn, stop_all  # noqa: E402
+from tests.processes import spawn, stop_all  # noqa: E402
 
 
 def agent_container(api: docker.APIClient, task_id: int) -> str:

@@ -18,7 +18,6 @@ import json
 import os
 import signal
 import socket
-import sys
 import time
 
 import pytest
@@ -34,6 +33,7 @@ from tests.conftest import TEST_OPENAI_KEY, make_settings
 from tests.fakes import shell, text
 from tests.helpers import block_text, bot_messages, final_replies, mention, reply, wait_final
 from tests.slack_actions import command, ephemeral_texts, press
+from tests.processes import spawn, stop_all, until
 from tests.test_cli import cli_env
 from tests.test_e2e_steering import task_containers
 
@@ -68,16 +68,6 @@ async def seed_task(store: Store, slack, *, channel: str, user: str, prompt: str
     return task.id, ts, status["ts"]
 
 
-async def until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await predicate()
-        if value:
-            return value
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not within {timeout}s: {what}")
-
-
 def front_settings(tmp_path, slack, model, db_url: str, **extra):
     return make_settings(tmp_path / "data", slack, model, DATABASE_URL=db_url, **extra)
 
@@ -87,23 +77,6 @@ def slack_traffic(slack) -> str:
     calls = [json.dumps(c.params, default=str) for c in slack.calls]
     answers = [json.dumps(r["body"], default=str) for r in slack.responses]
     return "\n".join(calls + answers)
-
-
-async def spawn(env: dict[str, str], *args: str, prefix: tuple[str, ...] = ()) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(*prefix, sys.executable, "-m", "slackbot", *args, env=env,
-                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-
-
-async def stop_all(procs: list[asyncio.subprocess.Process]) -> None:
-    for p in procs:
-        if p.returncode is None:
-            p.terminate()
-    for p in procs:
-        try:
-            await asyncio.wait_for(p.wait(), 30)
-        except TimeoutError:
-            p.kill()
-            await p.wait()
 
 
 # ---- P1: Stop across channels, processes and the terminal ---------------------------------

@@ -26,6 +26,7 @@ from slackbot.store.models import utcnow
 from tests.conftest import make_settings
 from tests.fakes import shell, text
 from tests.helpers import block_text, bot_messages, mention, reply, wait_final
+from tests.processes import spawn, stop_all, until
 from tests.test_cli import cli_env
 from tests.test_e2e_steering import press, task_containers
 
@@ -38,34 +39,8 @@ def by_worker(settings) -> Counter:
                    if c["Labels"].get("slackbot.role") == "agent" and c["State"] == "running")
 
 
-async def spawn(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(sys.executable, "-m", "slackbot", *args, env=env,
-                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-
-
-async def stop_all(procs: list[asyncio.subprocess.Process]) -> None:
-    for p in procs:
-        if p.returncode is None:
-            p.terminate()
-    for p in procs:
-        try:
-            await asyncio.wait_for(p.wait(), 60)
-        except TimeoutError:
-            p.kill()
-
-
 async def running_tasks(store: Store) -> dict[int, str]:
     return {t.id: t.worker for t in await store.tasks_with_status(TaskStatus.RUNNING)}
-
-
-async def until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await predicate()
-        if value:
-            return value
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not within {timeout}s: {what}")
 
 
 async def test_front_and_two_workers_share_the_queue(slack, model, tmp_path, db_url):

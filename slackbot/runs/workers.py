@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Awaitable, Callable
 
 from ..store import Coord, WorkerRow
+from ..store.coord import silent
 
 log = logging.getLogger(__name__)
 GRACE = 0.5  # presumed dead after this share of its lease without a renewal
@@ -115,12 +116,9 @@ class WorkerRegistry:
 
     async def sweep(self) -> int:
         """Cleans up after every process presumed dead; returns how many."""
-        dead = {row.id: row for row in await self.coord.expired(GRACE)}
-        for row in await self.coord.workers():
-            if self.me.surely_dead(row):
-                dead[row.id] = row
+        dead = [row for row in await self.coord.workers() if silent(row, GRACE) or self.me.surely_dead(row)]
         swept = 0
-        for row in dead.values():
+        for row in dead:
             if row.id == self.me.id or not await self.coord.take_dead(row):
                 continue
             swept += 1

@@ -91,14 +91,6 @@ class Coord:
     async def workers(self) -> list[WorkerRow]:
         return await self.store.run(lambda s: list(s.exec(select(WorkerRow)).all()))
 
-    async def expired(self, grace: float) -> list[WorkerRow]:
-        """Workers silent for longer than `grace` × their lease."""
-        def fn(s: Session) -> list[WorkerRow]:
-            rows = s.exec(select(WorkerRow)).all()
-            now = utcnow()
-            return [r for r in rows if _older(r.seen_at, now - timedelta(seconds=r.lease_s * grace))]
-        return await self.store.run(fn)
-
     async def take_dead(self, row: WorkerRow) -> bool:
         """Removes a dead worker's row if it is unchanged since it was read: exactly one process
         cleans up after it, and a worker that was only slow and renewed meanwhile is left alone."""
@@ -164,6 +156,11 @@ class Coord:
                    .values(holder="", until=None))
             s.commit()
         await self.store.run(fn)
+
+
+def silent(row: WorkerRow, grace: float) -> bool:
+    """The worker has not renewed its lease for longer than `grace` × the lease."""
+    return _older(row.seen_at, utcnow() - timedelta(seconds=row.lease_s * grace))
 
 
 def _older(seen: datetime, limit: datetime) -> bool:
