@@ -11,6 +11,7 @@ import collections
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Awaitable, Callable
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -119,24 +120,36 @@ class SlackRenderer:
             task_id=ref.task_id, state=event.status, answer=event.answer, error=event.error,
             files=event.files, elapsed_s=event.elapsed_s, usage=event.usage, stopped_by=event.stopped_by,
             branch=event.branch, pushable=event.pushable, pr_url=event.pr_url, note=note)
-        try:
-            if not await self.store.seen(key):
-                await self.poster.post(channel=ref.channel, thread_ts=ref.thread_ts, text=text,
-                                       blocks=blocks, unfurl_links=False)
-                await self.store.first_time(key)
-            if attach and not await self.store.seen(f"{key}:answer"):
+        async def message() -> None:
+            await self.poster.post(channel=ref.channel, thread_ts=ref.thread_ts, text=text, blocks=blocks,
+                                   unfurl_links=False)
+
+        async def answer() -> None:
+            await self.client.files_upload_v2(
+                channel=ref.channel, thread_ts=ref.thread_ts, content=event.answer,
+                filename=f"task-{ref.task_id}-answer.md", title=f"Answer of task #{ref.task_id}")
+
+        async def patch() -> None:
+            content = await self.store.patch(ref.task_id)
+            if content:
                 await self.client.files_upload_v2(
-                    channel=ref.channel, thread_ts=ref.thread_ts, content=event.answer,
-                    filename=f"task-{ref.task_id}-answer.md", title=f"Answer of task #{ref.task_id}")
-                await self.store.first_time(f"{key}:answer")
-            patch = await self.store.patch(ref.task_id) if event.has_patch else ""
-            if patch and not await self.store.seen(f"{key}:patch"):
-                await self.client.files_upload_v2(
-                    channel=ref.channel, thread_ts=ref.thread_ts, content=patch,
+                    channel=ref.channel, thread_ts=ref.thread_ts, content=content,
                     filename=f"task-{ref.task_id}.patch", title=f"Changes of task #{ref.task_id}")
-                await self.store.first_time(f"{key}:patch")
+
+        try:
+            await self._once(key, message)
+            if attach:
+                await self._once(f"{key}:answer", answer)
+            if event.has_patch:
+                await self._once(f"{key}:patch", patch)
         except Exception:
             log.exception("could not post the result of task %s", ref.task_id)
+
+    async def _once(self, key: str, send: Callable[[], Awaitable[None]]) -> None:
+        """Sends unless recorded as sent, and records it right after."""
+        if not await self.store.seen(key):
+            await send()
+            await self.store.first_time(key)
 
     async def _show(self, view: _View, *, final: bool = False) -> None:
         st = view.state
