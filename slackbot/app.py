@@ -19,7 +19,7 @@ from .runs.signals import Signals
 from .runs.workers import Identity
 from .sandbox import DockerSandboxes, WorkspaceDisks
 from .settings import Settings
-from .store import Coord, RepoStore, Store
+from .store import AutomationStore, Coord, RepoStore, Store
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,8 @@ class Bot:
         self.server: Any = None
         self.updater: Any = None
         self.feed: EventFeed | None = None
+        self.scheduler: Any = None  # automations.Scheduler, in a process with Slack's front
+        self.digest: Any = None  # automations.DigestJob, likewise
         kind = "exec" if exclusive else "+".join(k for k, on in (("front", front), ("worker", worker)) if on)
         self.identity = Identity(kind or "idle")
 
@@ -137,6 +139,7 @@ class Bot:
         from .slack.renderer import SlackRenderer
         from .slack.server import SlackServer
         from .slack.updater import StatusUpdater
+        from .slack.webhooks import WebhookRoute
 
         s = self.settings
         self.client = web_client(s)
@@ -153,18 +156,42 @@ class Bot:
         self.background.spawn(self.updater.run(), "status-updater")
         self.background.spawn(renderer.tick(), "status-ticker")
         self.deps = Deps(s, self.store, self.runs, renderer, self.client, RepoStore(self.store),
-                         bot_user_id=auth.get("user_id", ""))
+                         bot_user_id=auth.get("user_id", ""), bot_id=auth.get("bot_id", ""))
+        self._start_automations()
         home = HomeRefresher(self.deps)
         self.feed.add_sink(home)
         self.background.spawn(home.run(), "home-refresher")
         await self.feed.start()
         socket_mode = bool(s.slack_app_token) and not self.http
+        assert self.deps.automations is not None
+        hooks = WebhookRoute(self.deps.automations, max_body=s.size("webhook_max_body"))
         self.server = SlackServer(bolt_app(self.deps, socket_mode=socket_mode), port=self.port,
-                                  app_token=s.slack_app_token, http=self.http)
+                                  app_token=s.slack_app_token, http=self.http, hooks=hooks)
         await self.server.start()
         self.port = self.server.port
+        assert self.scheduler is not None
+        await self.scheduler.start()
+
+    def _start_automations(self) -> None:
+        from .automations.digest_job import DigestJob
+        from .automations.runner import Runner
+        from .automations.scheduler import Scheduler
+        from .automations.service import Automations
+        from .slack.automation_surface import SlackSurface
+
+        s = self.settings
+        store = AutomationStore(self.store)
+        surface = SlackSurface(self.deps)
+        runner = Runner(store, RepoStore(self.store), surface)
+        self.deps.automations = Automations(store, runner, runs_per_hour=s.automation_runs_per_hour)
+        self.scheduler = Scheduler(store, runner, catch_up=s.automation_catch_up)
+        self.digest = self.deps.digest = DigestJob(self.store, surface, s)
+        scheduler, digest = self.scheduler, self.digest
+        scheduler.also_sync(lambda: digest.sync(scheduler))
 
     async def stop(self) -> None:
+        if self.scheduler:
+            await self.scheduler.stop()
         if self.server:
             await self.server.stop()
         await self.runs.stop()

@@ -1,4 +1,4 @@
-"""The `slackbot` command: run, worker, doctor, exec, db, sandbox build."""
+"""The `slackbot` command: run, worker, doctor, exec, digest, db, sandbox build."""
 
 from __future__ import annotations
 
@@ -51,6 +51,11 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("task")
     ex.add_argument("--json", action="store_true", help="one JSON event per line (codex exec --json shape)")
     ex.add_argument("--repo", default="", help="work on a checkout of this repository URL (a new branch)")
+    digest = sub.add_parser("digest", help="post the daily digest now")
+    digest.add_argument("--now", action="store_true", help="post it now (the only way from here; the running bot "
+                                                          "posts at SLACKBOT_DIGEST_TIME)")
+    digest.add_argument("--channel", default="", help="only this channel (its id); default: every channel with "
+                                                      "activity in the last 24 hours")
     db = sub.add_parser("db", help="schema migrations")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="migrate the database to this code's schema")
@@ -82,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "exec":
         from .exec import run_exec
         return asyncio.run(run_exec(settings, args.task, as_json=args.json, repo=args.repo))
+    if args.command == "digest":
+        from .digest_cli import post_now
+        return asyncio.run(post_now(settings, args.channel))
     if args.command == "db":
         return asyncio.run(_db(settings, args.db_command))
     if args.command == "sandbox":

@@ -202,6 +202,10 @@ class TaskFinished:
     push: str = ""  # what an automatic push did (a runs.outcomes.PushCode), empty when none was tried
     push_detail: str = ""  # the push's error, when it failed
     left_out: tuple[LeftOut, ...] = ()  # files too large for the commit
+    nothing_to_report: bool = False  # an automation run said so (the `report` tool)
+    quiet: str = ""  # how such a run is shown: "collapse" (one line) or "suppress" (removed)
+    automation: str = ""  # the name of the automation that started the task
+    run_number: int = 0  # its run number, when the thread starts with the bot's own "⏱" post
     type: str = "task.finished"
 
 

@@ -89,6 +89,19 @@ class Settings(BaseSettings):
     update_min_interval_s: float = Field(1.5, alias="SLACKBOT_UPDATE_MIN_INTERVAL_S",
                                          description="Least time between two edits of one message.")
 
+    # Automations and the daily digest
+    timezone: str = Field("UTC", alias="SLACKBOT_TIMEZONE",
+                          description="The digest's time zone, and schedules' when the creator's is unknown.")
+    digest_time: str = Field("17:00", alias="SLACKBOT_DIGEST_TIME", description="HH:MM; empty turns the digest off.")
+    prices: str = Field("", alias="SLACKBOT_PRICES", description=(
+        "Per model, US dollars per million tokens: input/cached input/output, e.g. "
+        "`gpt-5.5=1.25/0.125/10,small=0.25/0.025/2`. Unknown models cost \"—\"."))
+    automation_runs_per_hour: int = Field(10, alias="SLACKBOT_AUTOMATION_RUNS_PER_HOUR",
+                                          description="Runs one message-triggered automation starts in an hour.")
+    automation_catch_up: str = Field("once", alias="SLACKBOT_AUTOMATION_CATCH_UP", description=(
+        "Scheduled runs missed while no process was up: `once` (one run catches up) or `skip`."))
+    webhook_max_body: str = Field("64k", alias="SLACKBOT_WEBHOOK_MAX_BODY", description="Largest webhook body taken.")
+
     # Repositories
     branch_prefix: str = Field("slackbot/", alias="SLACKBOT_BRANCH_PREFIX")
     github_token: str = Field("", alias="GITHUB_TOKEN")
@@ -101,7 +114,29 @@ class Settings(BaseSettings):
             raise ValueError("SLACKBOT_MODEL_API must be 'chat' or 'responses'")
         return value
 
-    @field_validator("workspace_quota", "disk_reserve", "result_max", "max_file", "sandbox_tmp")
+    @field_validator("automation_catch_up")
+    @classmethod
+    def _check_catch_up(cls, value: str) -> str:
+        if value not in ("once", "skip"):
+            raise ValueError("SLACKBOT_AUTOMATION_CATCH_UP must be 'once' or 'skip'")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(value)  # raises for an unknown zone
+        return value
+
+    @field_validator("digest_time")
+    @classmethod
+    def _check_digest_time(cls, value: str) -> str:
+        if value and not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", value.strip()):
+            raise ValueError("SLACKBOT_DIGEST_TIME must be HH:MM (24-hour), for example 17:00")
+        return value.strip()
+
+    @field_validator("workspace_quota", "disk_reserve", "result_max", "max_file", "sandbox_tmp", "webhook_max_body")
     @classmethod
     def _check_size(cls, value: str) -> str:
         parse_size(value)

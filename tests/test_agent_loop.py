@@ -185,3 +185,30 @@ async def test_steering_is_drained_before_each_model_call(model, llm):
     first_steer = next(i for i, e in enumerate(run.events) if isinstance(e, ItemCompleted)
                        and isinstance(e.item, UserMessage))
     assert first_steer == 1  # right after the turn started, before the model's first command
+
+
+async def test_an_automation_run_ends_with_the_report_tool(model, llm):
+    """Only automation runs get `report`; its argument, not the wording, says "nothing to report".
+    Calls after it in the same answer are answered (skipped), so the history stays valid."""
+    model.script([tool_calls([("report", {"message": "All quiet.", "nothing_to_report": True}),
+                              ("shell", {"command": "echo never"})])])
+    run = Run()
+    agent = Agent(llm, ScriptedSandbox(), AgentLimits(), record=run.record, automation=True)
+    result = await agent.run(request(), run.emit)
+    assert (result.answer, result.nothing_to_report, result.commands) == ("All quiet.", True, 0)
+    assert [m["content"] for m in run.recorded if m["role"] == "tool"] == [
+        "reported", "skipped: the run was reported as ended"]
+    assert "report" in [t["function"]["name"] for t in model.requests[0].body["tools"]]
+
+
+async def test_a_report_with_something_to_say_and_report_outside_automations(model, llm):
+    model.script([tool_calls([("report", {"message": "Nothing to report, but…", "nothing_to_report": "yes"})]),
+                  tool_calls([("report", {"message": "Two issues need triage.", "nothing_to_report": False})])])
+    result = await Agent(llm, ScriptedSandbox(), AgentLimits(), automation=True).run(request(), Run().emit)
+    assert (result.answer, result.nothing_to_report) == ("Two issues need triage.", False)
+    assert any("must be a string" in r for r in tool_results(model).values())  # a bad argument, told and retried
+    # A mention's task has no such tool: a model calling it anyway is told so.
+    model.script([tool_calls([("report", {"message": "x", "nothing_to_report": True})]), text("Done.")])
+    result = await Agent(llm, ScriptedSandbox(), AgentLimits()).run(request(), Run().emit)
+    assert (result.answer, result.nothing_to_report) == ("Done.", False)
+    assert "report" not in [t["function"]["name"] for t in model.requests[-1].body["tools"]]

@@ -16,7 +16,7 @@ from ..protocol import (
     TodoList, TurnCompleted, TurnFailed, TurnStarted, Usage, UserMessage,
 )
 from .model import Model, ModelError, ModelReply, ToolCall
-from .tools import TOOLS, plan_entries, shell_result
+from .tools import AUTOMATION_TOOLS, TOOLS, plan_entries, shell_result
 
 Emit = Callable[[Event], Awaitable[None]]
 Inbox = Callable[[], Awaitable[list[Steer]]]
@@ -46,6 +46,7 @@ class AgentResult:
     context_tokens: int  # the conversation's size as the API counted it at the last call (0: no call)
     commands: int
     turn_end: TurnCompleted | TurnFailed | None = None  # None only from `so_far()`
+    nothing_to_report: bool = False  # an automation run said so with the `report` tool
 
 
 def steer_message(steer: Steer, requester: str) -> dict[str, Any]:
@@ -66,8 +67,11 @@ async def _no_record(_message: dict[str, Any]) -> None:
 
 class Agent:
     def __init__(self, model: Model, sandbox: Sandbox, limits: AgentLimits, *,
-                 inbox: Inbox = _no_inbox, record: Recorder = _no_record, requester: str = "") -> None:
+                 inbox: Inbox = _no_inbox, record: Recorder = _no_record, requester: str = "",
+                 automation: bool = False) -> None:
+        """`automation`: the run may end with the `report` tool (and say it found nothing)."""
         self.model = model
+        self.tools = AUTOMATION_TOOLS if automation else TOOLS
         self.sandbox = sandbox
         self.limits = limits
         self.inbox = inbox
@@ -90,7 +94,7 @@ class Agent:
         for _step in range(self.limits.max_steps):
             await self._drain_inbox(messages, emit)
             try:
-                reply = await self.model.complete(messages, TOOLS)
+                reply = await self.model.complete(messages, self.tools)
             except ModelError as exc:
                 return await self._fail(str(exc), emit)
             self._usage += reply.usage
@@ -104,8 +108,15 @@ class Agent:
                 return self._result(reply.text, "", TurnCompleted(self._usage))
             if reply.text:
                 await emit(ItemCompleted(AgentMessage(self._id(), reply.text)))
+            report: tuple[str, bool] | None = None
             for call in reply.tool_calls:
-                await self._call_tool(messages, call, emit)
+                if report is not None:  # every call needs its answer, or the history is invalid
+                    await self._tool_result(messages, call, "skipped: the run was reported as ended")
+                    continue
+                report = await self._call_tool(messages, call, emit)
+            if report is not None:
+                await emit(ItemCompleted(AgentMessage(self._id(), report[0])))
+                return self._result(report[0], "", TurnCompleted(self._usage), nothing=report[1])
         return await self._fail(f"Stopped after {self.limits.max_steps} model calls (SLACKBOT_MAX_STEPS).", emit)
 
     def so_far(self) -> AgentResult:
@@ -113,8 +124,9 @@ class Agent:
         and so returned nothing."""
         return self._result("", "", None)
 
-    def _result(self, answer: str, error: str, end: TurnCompleted | TurnFailed | None) -> AgentResult:
-        return AgentResult(answer, error, self._usage, self._context_tokens, self._commands, end)
+    def _result(self, answer: str, error: str, end: TurnCompleted | TurnFailed | None, *,
+                nothing: bool = False) -> AgentResult:
+        return AgentResult(answer, error, self._usage, self._context_tokens, self._commands, end, nothing)
 
     async def _fail(self, error: str, emit: Emit) -> AgentResult:
         await emit(ItemCompleted(ErrorItem(self._id(), error)))
@@ -132,14 +144,24 @@ class Agent:
             await emit(ItemCompleted(UserMessage(self._id(), steer.text, steer.user)))
         return len(steers)
 
-    async def _call_tool(self, messages: list[dict[str, Any]], call: ToolCall, emit: Emit) -> None:
+    async def _call_tool(self, messages: list[dict[str, Any]], call: ToolCall,
+                         emit: Emit) -> tuple[str, bool] | None:
+        """Runs one tool call; the `report` tool's (message, nothing to report) ends the turn."""
         try:
             args = json.loads(call.arguments or "{}")
             if not isinstance(args, dict):
                 raise ValueError("arguments must be a JSON object")
         except (ValueError, RecursionError) as exc:  # the model's text: any shape, any depth
             await self._tool_result(messages, call, f"error: could not parse the arguments: {exc}")
-            return
+            return None
+        if call.name == "report" and self.tools is AUTOMATION_TOOLS:
+            message, nothing = args.get("message"), args.get("nothing_to_report")
+            if not isinstance(message, str) or not isinstance(nothing, bool):
+                await self._tool_result(messages, call, "error: `message` must be a string and "
+                                                        "`nothing_to_report` true or false")
+                return None
+            await self._tool_result(messages, call, "reported")
+            return message, nothing
         if call.name == "shell":
             await self._shell(messages, call, args, emit)
         elif call.name == "update_plan":
@@ -147,11 +169,12 @@ class Agent:
                 items = plan_entries(args)
             except ValueError as exc:
                 await self._tool_result(messages, call, f"error: {exc}")
-                return
+                return None
             await emit(ItemCompleted(TodoList(self._id(), items)))
             await self._tool_result(messages, call, "plan updated")
         else:
             await self._tool_result(messages, call, f"error: unknown tool {call.name!r}; use shell")
+        return None
 
     async def _shell(self, messages: list[dict[str, Any]], call: ToolCall, args: dict[str, Any],
                      emit: Emit) -> None:

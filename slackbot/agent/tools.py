@@ -46,7 +46,28 @@ UPDATE_PLAN = {
     },
 }
 
+# Offered to automation runs only: an automation that found nothing says so here, not in prose.
+REPORT = {
+    "type": "function",
+    "function": {
+        "name": "report",
+        "description": (
+            "End this automated run with your final message. Set nothing_to_report to true when the "
+            "run found nothing worth telling people (no new issues, nothing failing, nothing changed): "
+            "the run then collapses to one line or is not shown at all."),
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "message": {"type": "string", "description": "Your final message (Markdown)."},
+                "nothing_to_report": {"type": "boolean"},
+            },
+            "required": ["message", "nothing_to_report"],
+        },
+    },
+}
+
 TOOLS = [SHELL, UPDATE_PLAN]
+AUTOMATION_TOOLS = [SHELL, UPDATE_PLAN, REPORT]
 
 
 def truncate(text: str, limit: int) -> str:

@@ -22,7 +22,10 @@ from ..sandbox import DiskError, SandboxError, WorkspaceDisks
 from ..settings import Settings
 from ..store import AgentThread, Repository, Store, Task
 from ..store.models import utcnow
+from .automation_run import automation_fields
 from .bus import EventBus
+from .commits import commit_message, trailers
+from .effective import task_settings
 from .context import build_messages, estimate_tokens
 from .outcomes import PushCode, PushResult, brief
 from .repo_ops import RepoOps
@@ -62,6 +65,7 @@ def task_ref(task: Task, thread: AgentThread) -> TaskRef:
 class TaskRun:
     def __init__(self, ctx: RunContext, task: Task, thread: AgentThread, *, worker: str) -> None:
         self.ctx, self.task, self.thread, self.worker = ctx, task, thread, worker
+        self.settings = ctx.settings  # with saved values for this channel, once the run begins
         self.steps = WorkspaceSteps(ctx)
         self.ref = task_ref(task, thread)
         self.started = time.monotonic()
@@ -82,7 +86,8 @@ class TaskRun:
         await self.ctx.bus.emit(self.ref, event)
 
     async def run(self) -> None:
-        s, task = self.ctx.settings, self.task
+        self.settings = await task_settings(self.ctx.store, self.ctx.settings, self.task.channel)
+        s, task = self.settings, self.task
         status, error = S.FAILED, ""
         deadline = asyncio.timeout(s.task_timeout_s)
         watcher: asyncio.Task[None] | None = None
@@ -145,7 +150,7 @@ class TaskRun:
             raise asyncio.CancelledError
 
     async def _prepare(self) -> None:
-        ctx, s, thread, task = self.ctx, self.ctx.settings, self.thread, self.task
+        ctx, s, thread, task = self.ctx, self.settings, self.thread, self.task
         if thread.repo_url:
             self.repo = await ctx.repo_ops.repository(thread)
             await self.emit(TaskProgress(f"Preparing {self.repo.name if self.repo else thread.repo_url}"))
@@ -176,7 +181,7 @@ class TaskRun:
             # Stored history is a transcript too: redacted like every event.
             record=lambda m: ctx.store.add_history(thread_id, task_id, ctx.bus.redactor.value(m),
                                                    estimate_tokens(m)),
-            requester=task.requester)
+            requester=task.requester, automation=task.automation_id is not None)
 
     async def _start_sandbox(self, clone: Awaitable[AgentThread] | None, env: dict[str, str]) -> None:
         """The agent's container; a first checkout is made meanwhile (the container waits idle for it)."""
@@ -214,7 +219,7 @@ class TaskRun:
 
     async def _messages(self) -> tuple[list[dict[str, Any]], Usage]:
         assert self.agent is not None and self.prepared is not None
-        s = self.ctx.settings
+        s = self.settings
         # Replies nobody read yet (written after a Stop or a restart) come before this request.
         for steer in await _inbox(self.ctx, self.ref.thread_id, self.ref.task_id):
             await self.agent.record(steer_message(steer, self.task.requester))
@@ -319,6 +324,7 @@ class TaskRun:
             ctx.store, self.ref.task_id, status, among=frozenset({S.RUNNING}), of_worker=self.worker,
             error=error[:2000], answer=tally.answer, finished_at=utcnow(),
             stopped_by=self.stop_by if status == S.STOPPED else "", announced=False,
+            nothing_to_report=bool(status == S.DONE and self.result and self.result.nothing_to_report),
             input_tokens=usage.input_tokens, cached_input_tokens=usage.cached_input_tokens,
             output_tokens=usage.output_tokens)
         if moved is None:
@@ -342,7 +348,7 @@ class TaskRun:
             has_patch=bool(outcome.patch), pushable=pushable and not (push and push.ok),
             pr_url=push.pr_url if push and push.pr_url else thread.pr_url,
             push=push.code.value if push else "", push_detail=push.detail if push else "",
-            left_out=tuple(LeftOut(p, n) for p, n in outcome.left_out)))
+            left_out=tuple(LeftOut(p, n) for p, n in outcome.left_out), **await automation_fields(ctx.store, self.task, status, self.result)))
         await ctx.store.update_task(self.ref.task_id, announced=True)
 
     async def _auto_push(self, status: TaskStatus, outcome: Outcome, answer: str) -> PushResult | None:
@@ -372,18 +378,6 @@ class TaskRun:
                 await ctx.sandboxes.remove_task(self.ref.task_id)
             except Exception:
                 log.exception("task %s: its containers are left for the next reaping", task.id)
-
-
-def commit_message(task: Task, trailer_lines: list[str]) -> str:
-    first = task.prompt.strip().splitlines()[0] if task.prompt.strip() else ""
-    return f"{first[:72] or 'slackbot task'}\n\nslackbot task #{task.id}\n\n" + "\n".join(trailer_lines)
-
-
-def trailers(task: Task) -> list[str]:
-    name = task.requester_name or task.requester
-    if task.requester_email:
-        return [f"Co-authored-by: {name} <{task.requester_email}>"]
-    return [f"Requested-by: {name} (Slack {task.requester})"]
 
 
 async def _inbox(ctx: RunContext, thread_id: int, task_id: int) -> list[Steer]:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from ..automations.digest_job import DigestJob
+from ..automations.service import Automations
 from ..redact import Redactor
 from ..runs import RunManager
 from ..settings import Settings
@@ -27,7 +29,10 @@ class Deps:
     renderer: SlackRenderer
     client: AsyncWebClient
     repos: RepoStore
+    automations: Automations | None = None  # None in a process without Slack's front
+    digest: DigestJob | None = None
     bot_user_id: str = ""
+    bot_id: str = ""  # our posts carry it (message events from apps name their bot, not a user)
     _users: dict[str, tuple[float, dict]] = field(default_factory=dict)
     redactor: Redactor = field(init=False)  # for what leaves without the client (response URLs)
 

@@ -59,11 +59,11 @@ async def react(deps: Deps, channel: str, ts: str, name: str = "eyes") -> None:
 
 async def start_task(deps: Deps, *, channel: str, thread_ts: str, user: str, text: str, ts: str,
                      keys: tuple[str, ...] = (), repo: RepoBinding | None = None,
-                     model: str = "") -> TaskRef | None:
+                     model: str = "", automation_id: int | None = None) -> TaskRef | None:
     """Records the task, posts its status message, queues it; tells the thread if anything fails.
     None when it was not recorded (a duplicate delivery, or a failure the thread was told of)."""
     ref = await record_task(deps, channel=channel, thread_ts=thread_ts, user=user, text=text, ts=ts,
-                            keys=keys, repo=repo, model=model)
+                            keys=keys, repo=repo, model=model, automation_id=automation_id)
     if ref is not None:
         await post_status_and_enqueue(deps, ref)
     return ref
@@ -71,14 +71,14 @@ async def start_task(deps: Deps, *, channel: str, thread_ts: str, user: str, tex
 
 async def record_task(deps: Deps, *, channel: str, thread_ts: str, user: str, text: str, ts: str,
                       keys: tuple[str, ...] = (), repo: RepoBinding | None = None, model: str = "",
-                      status: TaskStatus = TaskStatus.PENDING) -> TaskRef | None:
+                      status: TaskStatus = TaskStatus.PENDING, automation_id: int | None = None) -> TaskRef | None:
     """Records the task together with the delivery `keys` (one transaction: a delivery is never
     marked seen unless its task exists). None for a duplicate, or after telling the thread why not."""
     try:
         recorded = await deps.store.new_task_once(
             keys, channel=channel, thread_ts=thread_ts, requester=user, requester_name=await deps.user_name(user),
             requester_email=await deps.user_email(user), prompt=text, mention_ts=ts, model=model, repo=repo,
-            status=status)
+            status=status, automation_id=automation_id)
     except Exception as exc:
         log.exception("could not record a task")
         await say(deps, channel, thread_ts, f"Sorry, I could not start this task: {reason(exc)}")

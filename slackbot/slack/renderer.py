@@ -20,10 +20,10 @@ from ..protocol import (
     TaskRef, ThreadStarted, TodoList, TurnStarted, UserMessage,
 )
 from ..store import Store
-from .blocks import StatusState, final_blocks, status_blocks
+from .blocks import StatusState, final_blocks, notice_blocks, status_blocks
 from .pacing import Poster
 from .updater import StatusUpdater
-from .wording import auto_push_text, left_out_text
+from .wording import NOTHING_TO_REPORT, auto_push_text, left_out_text, run_headline
 
 log = logging.getLogger(__name__)
 TICK_S = 5.0
@@ -102,13 +102,17 @@ class SlackRenderer:
         st = view.state
         st.state, st.error, st.stopped_by = event.status, event.error, event.stopped_by
         st.elapsed_s, st.files = event.elapsed_s, event.files
-        await self._show(view, final=True)
+        if event.quiet != "suppress":  # (a suppressed run's status message is deleted instead)
+            await self._show(view, final=True)
         ref = view.ref
         self._views.pop(ref.task_id, None)
         self._posting.pop(ref.task_id, None)
         self._finished[ref.task_id] = None
         while len(self._finished) > FINISHED_KEPT:
             self._finished.popitem(last=False)
+        if event.quiet:
+            await self._quiet(ref, view.status_ts, event)
+            return
         # Posted once, also when another process took the output over meanwhile: the message and
         # each attachment are recorded as each goes out, so a front dying during an upload leaves
         # its successor only what was not out yet (and a failed post is tried again by a successor).
@@ -144,6 +148,26 @@ class SlackRenderer:
                 await self._once(f"{key}:patch", patch)
         except Exception:
             log.exception("could not post the result of task %s", ref.task_id)
+
+    async def _quiet(self, ref: TaskRef, status_ts: str, event: TaskFinished) -> None:
+        """An automation's run that found nothing: one line, or (notify: only on changes) gone."""
+        key = f"final:{ref.task_id}"
+
+        async def line() -> None:
+            fallback, blocks = notice_blocks(NOTHING_TO_REPORT)
+            await self.poster.post(channel=ref.channel, thread_ts=ref.thread_ts, text=fallback, blocks=blocks)
+            if event.run_number:
+                fallback, blocks = notice_blocks(run_headline(event.automation, event.run_number, "nothing to report"))
+                await self.client.chat_update(channel=ref.channel, ts=ref.thread_ts, text=fallback, blocks=blocks)
+
+        async def remove() -> None:
+            for ts in (status_ts, ref.thread_ts if event.run_number else ""):
+                if ts:
+                    await self.client.chat_delete(channel=ref.channel, ts=ts)
+        try:
+            await self._once(key, remove if event.quiet == "suppress" else line)
+        except Exception:
+            log.exception("could not show the quiet end of task %s", ref.task_id)
 
     async def _once(self, key: str, send: Callable[[], Awaitable[None]]) -> None:
         """Sends unless recorded as sent, and records it right after."""

@@ -1,8 +1,10 @@
-"""The HTTP front: /healthz in both modes; /slack/events in HTTP mode; Socket Mode otherwise."""
+"""The HTTP front: /healthz and the automations' webhooks in both modes; /slack/events in HTTP
+mode; Socket Mode otherwise."""
 
 from __future__ import annotations
 
 import logging
+from typing import Awaitable, Callable
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -10,12 +12,16 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
 log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+HOOKS_PATH = "/hooks/automations/{automation_id}"
 
 
 class SlackServer:
     def __init__(self, app: AsyncApp, *, port: int, app_token: str = "", http: bool = False,
-                 host: str = "0.0.0.0") -> None:
+                 host: str = "0.0.0.0", hooks: Handler | None = None) -> None:
+        """`hooks`: the automations' webhook route (in both modes: callers are not Slack)."""
         self.app = app
+        self.hooks = hooks
         self.port = port
         self.host = host
         self.socket_mode = bool(app_token) and not http
@@ -29,6 +35,8 @@ class SlackServer:
         web_app.router.add_get("/healthz", self._healthz)
         if not self.socket_mode:
             web_app.router.add_post("/slack/events", self._events)
+        if self.hooks is not None:
+            web_app.router.add_post(HOOKS_PATH, self.hooks)
         self._runner = web.AppRunner(web_app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)

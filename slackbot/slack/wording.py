@@ -60,3 +60,11 @@ def _size(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return str(n)
+
+
+def run_headline(name: str, number: int, outcome: str = "") -> str:
+    """The top-level post of an automation's run (escaped by the caller's notice)."""
+    return f"⏱ {name} — run #{number}" + (f" · {outcome}" if outcome else "")
+
+
+NOTHING_TO_REPORT = "Nothing to report."

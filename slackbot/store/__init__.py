@@ -1,14 +1,17 @@
 """Persistence: SQLModel tables and an async store over a bounded executor."""
 
+from .automations import AutomationStore
 from .coord import Coord
 from .migrations import SchemaState, SchemaTooNew
 from .models import (
-    AgentThread, ChannelRepo, EventRow, HistoryRow, InboxRow, RepoBinding, Repository, SeenRow, Task, WorkerRow,
+    AgentThread, Automation, AutomationRun, ChannelRepo, EventRow, HistoryRow, InboxRow, RepoBinding, Repository,
+    SeenRow, Task, WorkerRow,
 )
 from .queue import Limits, Queue
 from .repos import LinkedRepo, RepoConflict, RepoStore
+from .saved_settings import SavedSettings
 from .store import Store
 
-__all__ = ["AgentThread", "ChannelRepo", "Coord", "EventRow", "HistoryRow", "InboxRow", "Limits", "LinkedRepo",
-           "Queue", "RepoBinding", "RepoConflict", "RepoStore", "Repository", "SchemaState", "SchemaTooNew",
-           "SeenRow", "Store", "Task", "WorkerRow"]
+__all__ = ["AgentThread", "Automation", "AutomationRun", "AutomationStore", "ChannelRepo", "Coord", "EventRow",
+           "HistoryRow", "InboxRow", "Limits", "LinkedRepo", "Queue", "RepoBinding", "RepoConflict", "RepoStore", "Repository", "SavedSettings", "SchemaState",
+           "SchemaTooNew", "SeenRow", "Store", "Task", "WorkerRow"]

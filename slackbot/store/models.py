@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import Column, Text, UniqueConstraint, true
+from sqlalchemy import Column, Text, UniqueConstraint, false, true
 from sqlmodel import Field, SQLModel
 
 
@@ -80,6 +80,8 @@ class Task(SQLModel, table=True):
     pinned: str = Field(default="", sa_column_kwargs={"server_default": ""})
     # The final message was delivered. Tasks older than this column were (hence the server default).
     announced: bool = Field(default=False, sa_column_kwargs={"server_default": true()})
+    automation_id: int | None = Field(default=None, index=True)  # started by an automation
+    nothing_to_report: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class EventRow(SQLModel, table=True):
@@ -187,3 +189,62 @@ class Coordination(SQLModel, table=True):
     holder: str = ""
     until: datetime | None = None
     counter: int = 0
+
+
+class Automation(SQLModel, table=True):
+    """Work the bot starts by itself: on a schedule, on new messages in a channel, or on a webhook."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    prompt: str = Field(sa_column=Column(Text, nullable=False))
+    channel: str = Field(index=True)  # where its runs are posted
+    creator: str  # the requester of its tasks
+    trigger: str  # schedule | message | webhook
+    cron: str = ""  # schedule: five-field cron in `tz`
+    tz: str = "UTC"
+    label: str = ""  # the trigger as people read it
+    watch_channel: str = ""  # message: the channel watched
+    pattern: str = Field(default="", sa_column=Column(Text, default=""))  # message: a regex, empty: every message
+    secret_hash: str = ""  # webhook: sha256 of the bearer secret (shown once, never stored)
+    repo_id: int | None = None  # none: the channel's default repository, if any
+    branch: str = ""
+    notify: str = "always"  # always | changes (only when something changed or failed)
+    enabled: bool = True
+    runs: int = 0  # runs so far: the next one is numbered runs + 1
+    last_fire_at: datetime | None = None  # the latest scheduled time claimed (catch-up starts here)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow, index=True)  # schedulers reload on change
+
+
+class AutomationRun(SQLModel, table=True):
+    """One firing. `fire_key` is unique per automation, so a scheduled time runs at most once
+    however many schedulers see it (the scheduled time in UTC; a message's ts; a webhook's id)."""
+
+    __tablename__ = "automation_run"
+    __table_args__ = (UniqueConstraint("automation_id", "fire_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    automation_id: int = Field(index=True)
+    fire_key: str
+    number: int = 0
+    cause: str = ""  # schedule | catch-up | manual | message | webhook
+    task_id: int | None = Field(default=None, index=True)
+    channel: str = ""
+    thread_ts: str = ""
+    error: str = ""  # why no task ran
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class SettingRow(SQLModel, table=True):
+    """A value an admin saved: for the workspace (`scope` empty) or one channel. Beats the
+    environment's default; read per task."""
+
+    __tablename__ = "setting"
+    __table_args__ = (UniqueConstraint("scope", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    scope: str = ""
+    key: str
+    value: str = Field(sa_column=Column(Text, nullable=False))  # JSON
+    updated_by: str = ""
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -87,7 +87,7 @@ class Store:
     async def new_task_once(self, keys: tuple[str, ...], *, channel: str, thread_ts: str, requester: str,
                             requester_name: str, prompt: str, mention_ts: str, model: str, requester_email: str = "",
                             repo: RepoBinding | None = None, status: TaskStatus = TaskStatus.PENDING,
-                            pinned: str = "") -> tuple[AgentThread, Task] | None:
+                            pinned: str = "", automation_id: int | None = None) -> tuple[AgentThread, Task] | None:
         """`new_task` and the delivery keys in one transaction: None when a key was seen before (a
         retry or a twin of this delivery recorded it). A failure records neither, so a delivery is
         never marked seen without its task."""
@@ -110,7 +110,7 @@ class Store:
                 task = Task(thread_id=thread.id, channel=channel, requester=requester,
                             requester_name=_text(requester_name), requester_email=_text(requester_email),
                             prompt=_text(prompt), mention_ts=mention_ts, model=model, status=str(status),
-                            pinned=pinned)
+                            pinned=pinned, automation_id=automation_id)
                 s.add(task)
                 s.commit()
                 s.refresh(thread)

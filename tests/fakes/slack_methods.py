@@ -305,6 +305,45 @@ class SlackMethods:
         info.update(self.channels.get(cid, {}))
         return {"channel": info}
 
+    def channel_record(self, cid: str) -> dict:
+        """A channel as conversations.list returns it (the same defaults and overrides as .info)."""
+        record = {
+            "id": cid,
+            "name": f"chan-{cid.lower()}",
+            "is_channel": cid.startswith("C"),
+            "is_group": cid.startswith("G"),
+            "is_im": cid.startswith("D"),
+            "is_private": not cid.startswith("C"),
+            "is_member": True,
+            "is_archived": False,
+            "created": 1700000000,
+        }
+        record.update(self.channels.get(cid, {}))
+        record.setdefault("name_normalized", record["name"])
+        return record
+
+    @method("conversations.list")
+    async def _conversations_list(self, params: dict) -> dict:
+        """The channels of `self.channels`, in pages of `limit` (default 100) with an opaque cursor."""
+        types = str(params.get("types") or "public_channel").split(",")
+        wanted = []
+        for cid in sorted(self.channels):
+            record = self.channel_record(cid)
+            kind = ("im" if record["is_im"] else "private_channel" if record["is_private"] else "public_channel")
+            if kind not in types or (str(params.get("exclude_archived")).lower() in ("1", "true")
+                                     and record["is_archived"]):
+                continue
+            wanted.append(record)
+        limit = max(1, min(int(params.get("limit") or 100), 1000))
+        cursor = str(params.get("cursor") or "")
+        try:
+            start = int(cursor.removeprefix("page:")) if cursor else 0
+        except ValueError:
+            raise SlackError("invalid_cursor") from None
+        page = wanted[start:start + limit]
+        more = start + limit < len(wanted)
+        return {"channels": page, "response_metadata": {"next_cursor": f"page:{start + limit}" if more else ""}}
+
     @method("conversations.replies")
     async def _replies(self, params: dict) -> dict:
         _need(params, "channel", "ts")

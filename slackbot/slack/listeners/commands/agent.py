@@ -6,7 +6,9 @@ import logging
 import shlex
 from typing import Any
 
+from ....store.models import utcnow
 from ...deps import Deps
+from ...digest_view import digest_blocks
 from ...home import ICONS
 from ...ids import is_number
 from ...intake import reason
@@ -23,6 +25,8 @@ HELP = """*slackbot* — a coding agent in your channel.
 • `/agent repos` — repositories linked to this channel
 • `/agent repo add NAME URL [BRANCH] [github=OWNER/REPO]`, `/agent repo default NAME`, `/agent repo remove NAME`, `/agent repo set NAME setup="COMMAND" network=off|setup|on auto_push=on|off` (admins)
 • `/agent tasks` — recent tasks in this channel
+• `/agent digest` — a preview of this channel's daily digest (only you see it)
+• `/automation help` — scheduled, channel-watching and webhook automations
 • `/agent stop ID` — stop a task (its requester or an admin)
 • `/agent help` — this message"""
 
@@ -30,6 +34,9 @@ HELP = """*slackbot* — a coding agent in your channel.
 def handler(deps: Deps):
     async def agent(ack, command: dict[str, Any], respond) -> None:
         await ack()
+        if (command.get("text") or "").strip().lower() == "digest":
+            await preview_digest(deps, command, respond)
+            return
         try:
             text = await answer(deps, command)
         except Exception as exc:  # never silent: an answer, even when something broke
@@ -71,3 +78,19 @@ async def _tasks(deps: Deps, channel: str) -> str:
     lines = [compose(f"{ICONS.get(t.status, '•')} *#{t.id}* {t.status} — ", t.prompt[:80], " (",
                      mention(t.requester), ")") for t in tasks]
     return "*Recent tasks*\n" + "\n".join(lines)
+
+
+async def preview_digest(deps: Deps, command: dict[str, Any], respond: Any) -> None:
+    """This channel's digest as it would be posted now, shown only to the person asking."""
+    channel = command.get("channel_id", "")
+    try:
+        digest = await deps.digest.build(channel, utcnow()) if deps.digest else None
+        if digest is None:
+            await respond("Nothing to digest here: no tasks finished in this channel in the last 24 hours "
+                          "and none is running.")
+            return
+        fallback, blocks = digest_blocks(digest)
+        await respond(text=deps.redactor.text(fallback), blocks=deps.redactor.value(blocks))
+    except Exception as exc:  # never silent
+        log.exception("/agent digest failed")
+        await respond(f"Sorry, the digest preview did not work: {escape(reason(exc))}")

@@ -1,5 +1,6 @@
-"""Replies in agent threads steer the running task or start a follow-up. Everything else is ignored
-(but acknowledged: an unhandled event makes Bolt answer 404 and Slack retry)."""
+"""Replies in agent threads steer the running task or start a follow-up; new top-level messages
+in watched channels start automations. Everything else is ignored (but acknowledged: an
+unhandled event makes Bolt answer 404 and Slack retry)."""
 
 from __future__ import annotations
 
@@ -13,15 +14,19 @@ from ...mrkdwn import unescape
 log = logging.getLogger(__name__)
 
 HUMAN_SUBTYPES = (None, "thread_broadcast", "file_share")
+WATCHED_SUBTYPES = (None, "file_share", "bot_message")  # people's and other apps' new messages
 
 
 def handler(deps: Deps):
     async def message(body: dict[str, Any], event: dict[str, Any]) -> None:
+        thread_ts, ts = event.get("thread_ts"), event.get("ts")
+        if ts and (not thread_ts or thread_ts == ts):
+            await watched(deps, event)
+            return
         if event.get("bot_id") or event.get("subtype") not in HUMAN_SUBTYPES or not event.get("user"):
             return  # our own posts, edits, deletions, joins
-        thread_ts, ts = event.get("thread_ts"), event.get("ts")
-        if not thread_ts or not ts or thread_ts == ts:
-            return  # top-level chatter; mentions arrive as app_mention
+        if not thread_ts or not ts:
+            return
         if deps.bot_user_id and f"<@{deps.bot_user_id}>" in event.get("text", ""):
             return  # app_mention handles it
         channel = event["channel"]
@@ -36,3 +41,28 @@ def handler(deps: Deps):
             log.exception("could not handle the reply %s/%s", channel, ts)
             await say(deps, channel, thread_ts, f"Sorry, I could not take this reply: {reason(exc)}")
     return message
+
+
+def ours(deps: Deps, event: dict[str, Any]) -> bool:
+    """Posted by this bot (its automations' posts included), however Slack labels it."""
+    return bool((deps.bot_id and event.get("bot_id") == deps.bot_id)
+                or (deps.bot_user_id and event.get("user") == deps.bot_user_id))
+
+
+async def watched(deps: Deps, event: dict[str, Any]) -> None:
+    """A new top-level message: automations watching its channel may run in its thread. A message
+    that mentions the bot is a task for the bot instead (app_mention)."""
+    if deps.automations is None or event.get("subtype") not in WATCHED_SUBTYPES or ours(deps, event):
+        return
+    text = event.get("text") or ""
+    if deps.bot_user_id and f"<@{deps.bot_user_id}>" in text:
+        return
+    channel, ts = event.get("channel", ""), event.get("ts", "")
+    try:
+        runs = await deps.automations.on_message(channel=channel, ts=ts, user=event.get("user") or "",
+                                                 text=unescape(text))
+        if runs:
+            log.info("message %s/%s started %d automation runs", channel, ts, len(runs))
+    except Exception as exc:
+        log.exception("automations on %s/%s failed", channel, ts)
+        await say(deps, channel, ts, f"Sorry, an automation watching this channel could not start: {reason(exc)}")
