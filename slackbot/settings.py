@@ -121,6 +121,14 @@ class Settings(BaseSettings):
             raise ValueError("SLACKBOT_AUTOMATION_CATCH_UP must be 'once' or 'skip'")
         return value
 
+    @field_validator("prices")
+    @classmethod
+    def _check_prices(cls, value: str) -> str:
+        from .automations.digest import parse_prices  # (here: a bad value stops the start with its reason)
+
+        parse_prices(value)
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _check_timezone(cls, value: str) -> str:

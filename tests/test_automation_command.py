@@ -139,7 +139,8 @@ async def test_webhook_secret_is_shown_once_to_its_creator(slack, bot):
     for again in (await command(slack, f"show {aid}"), await command(slack, "list")):
         assert secret not in again and "on webhook" in again
     assert not any(secret in str(m) for msgs in slack.messages.values() for m in msgs.values())
-    assert (await bot.deps.automations.on_webhook(aid, "wrong", {})).code == "denied"
+    assert await bot.deps.automations.authenticate(aid, "wrong") is None
+    assert await bot.deps.automations.authenticate(aid, secret) is not None
 
 
 async def test_repositories_and_results_channel(slack, bot):

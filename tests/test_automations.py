@@ -219,14 +219,14 @@ async def test_webhooks_need_the_right_secret(procs):
     auto, secret = await a.service.create(Automation(
         name="ci", prompt="find the cause", channel="C1", creator="U1", trigger="webhook", label="on webhook"))
     assert secret and auto.secret_hash and secret not in auto.secret_hash
-    assert (await a.service.on_webhook(auto.id, "wrong", {})).code == HookCode.DENIED
-    assert (await a.service.on_webhook(auto.id + 1, secret, {})).code == HookCode.DENIED
-    ok = await a.service.on_webhook(auto.id, secret, {"ref": "main", "status": "failed"}, delivery="d1")
+    assert await a.service.authenticate(auto.id, "wrong") is None
+    assert await a.service.authenticate(auto.id + 1, secret) is None
+    ok = await a.service.on_webhook(auto, {"ref": "main", "status": "failed"}, delivery="d1")
     assert ok.code == HookCode.STARTED and ok.run.cause == "webhook"
     assert '"status": "failed"' in a.surface.tasks[0]["text"]
-    assert (await a.service.on_webhook(auto.id, secret, {}, delivery="d1")).code == HookCode.DUPLICATE
-    await a.automations.update(auto.id, enabled=False)
-    assert (await a.service.on_webhook(auto.id, secret, {})).code == HookCode.PAUSED
+    assert (await a.service.on_webhook(auto, {}, delivery="d1")).code == HookCode.DUPLICATE
+    paused = await a.automations.update(auto.id, enabled=False)
+    assert (await a.service.on_webhook(paused, {})).code == HookCode.PAUSED
     assert len(a.surface.tasks) == 1
 
 

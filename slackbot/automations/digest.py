@@ -3,6 +3,8 @@ still running, automation runs, tokens and cost) and two weeks of history for th
 
 from __future__ import annotations
 
+import math
+
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -104,7 +106,7 @@ def parse_prices(text: str) -> dict[str, Price]:
             floats = [float(v) for v in values]
         except ValueError:
             floats = []
-        if not model.strip() or len(floats) != 3 or any(v < 0 for v in floats):
+        if not model.strip() or len(floats) != 3 or any(not math.isfinite(v) or v < 0 for v in floats):
             raise ValueError(f"SLACKBOT_PRICES: {part!r} is not model=input/cached/output "
                              f"(US$ per million tokens), e.g. {PRICES_EXAMPLE}")
         prices[model.strip()] = Price(*floats)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from datetime import datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -22,6 +23,7 @@ from .scheduler import Clock, Scheduler
 log = logging.getLogger(__name__)
 PREFIX = "digest-"
 _DAY = timedelta(days=1)
+TIME = re.compile(r"([01]?\d|2[0-3]):[0-5]\d")
 
 
 class DigestOut(Protocol):
@@ -42,10 +44,19 @@ class DigestJob:
         self._jobs: dict[str, tuple[str, str]] = {}
 
     async def when(self, channel: str = "") -> tuple[str, str]:
-        """(HH:MM or "" for off, time zone) for a channel: its saved values, the workspace's, the environment's."""
+        """(HH:MM or "" for off, time zone) for a channel: its saved values, the workspace's, the
+        environment's. A saved value that is not a time or a zone is passed over (and logged)."""
         values = await self.saved.values(channel)
-        return (str(values.get("digest_time", self.settings.digest_time)),
-                str(values.get("timezone", self.settings.timezone)))
+        at, tz = values.get("digest_time", self.settings.digest_time), values.get("timezone", self.settings.timezone)
+        if not (isinstance(at, str) and (at == "" or TIME.fullmatch(at))):
+            log.warning("ignoring the saved digest_time %r of %r", at, channel or "the workspace")
+            at = self.settings.digest_time
+        try:
+            ZoneInfo(str(tz))
+        except (ValueError, KeyError, OSError):
+            log.warning("ignoring the saved timezone %r of %r", tz, channel or "the workspace")
+            tz = self.settings.timezone
+        return at, str(tz)
 
     async def sync(self, scheduler: Scheduler) -> None:
         """One job per distinct (time, zone) in use; kept in step with saved settings."""

@@ -94,8 +94,7 @@ class Scheduler:
         """Jobs made, changed or removed to match the database; cheap when nothing changed."""
         counter = await self.automations.changes()
         if counter == self._seen and not force:
-            for extra in self._extra:
-                await extra()
+            await self._sync_extra()
             return
         self._seen = counter
         wanted: dict[str, Automation] = {f"automation-{a.id}": a for a in await self.automations.enabled("schedule")}
@@ -112,8 +111,14 @@ class Scheduler:
                 log.warning("automation %s has an unusable schedule: %s", automation.id, exc)
                 continue
             self.add(job_id, trig, self._fire, (automation.id,), signature)
-        for extra in self._extra:
-            await extra()
+        await self._sync_extra()
+
+    async def _sync_extra(self) -> None:
+        for extra in self._extra:  # one failing (the digest's saved settings) never stops the others
+            try:
+                await extra()
+            except Exception:
+                log.exception("could not bring other scheduled jobs up to date")
 
     def add(self, job_id: str, trig: Any, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
             signature: tuple[Any, ...]) -> None:

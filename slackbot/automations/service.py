@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import hmac
 import secrets
 import time
@@ -16,13 +17,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..store import Automation, AutomationRun, AutomationStore
+from ..store.automations import RunCap, RunCapReached
 from ..store.models import utcnow
 from .cron import next_fires, trigger
 from .matching import compile_pattern, matches
 from .runner import Firing, Runner, webhook_context
 
+log = logging.getLogger(__name__)
 EVENT_CAUSES = ("message", "webhook")
 WATCH_CHECK_S = 2.0
+MESSAGE_BUDGET_S = 0.3  # matching one message against every watcher of its channel
+WATCHERS_PER_CHANNEL = 20
 
 
 class HookCode(StrEnum):
@@ -31,6 +36,10 @@ class HookCode(StrEnum):
     PAUSED = "paused"
     LIMITED = "limited"
     DUPLICATE = "duplicate"
+
+
+class TooMany(ValueError):
+    pass
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,10 @@ class Automations:
             trigger(automation.cron, ZoneInfo(automation.tz))  # raises CronError
         if automation.trigger == "message":
             compile_pattern(automation.pattern)  # raises PatternError
+            watching = [a for a in await self.store.in_watch(automation.watch_channel)]
+            if len(watching) >= WATCHERS_PER_CHANNEL:
+                raise TooMany(f"<#{automation.watch_channel}> has {len(watching)} automations watching it already, "
+                              f"the most there may be; delete one first (`/automation list` in their channels).")
         return await self.store.create(automation), secret
 
     async def run_now(self, automation: Automation) -> AutomationRun | None:
@@ -81,22 +94,29 @@ class Automations:
         tz = ZoneInfo(automation.tz)
         return next_fires(trigger(automation.cron, tz), (now or utcnow()).astimezone(tz), count)
 
-    async def _room(self, automation: Automation) -> bool:
-        assert automation.id is not None
-        since = utcnow() - timedelta(hours=1)
-        return await self.store.runs_since(automation.id, since, EVENT_CAUSES) < self.runs_per_hour
+    def _cap(self) -> RunCap:
+        return RunCap(self.runs_per_hour, utcnow() - timedelta(hours=1), EVENT_CAUSES)
 
     async def on_message(self, *, channel: str, ts: str, user: str, text: str) -> list[AutomationRun]:
         """A new top-level message (a person's or another app's) in `channel`: each watching
-        automation whose pattern matches runs in the message's thread, within its hourly limit."""
+        automation whose pattern matches runs in the message's thread, within its hourly cap.
+        Matching one message has a time budget, however many automations watch the channel."""
         started = []
+        deadline = time.monotonic() + MESSAGE_BUDGET_S
         for automation in await self.watching(channel):
-            if not await matches(automation.pattern, text) or not await self._room(automation):
+            if time.monotonic() > deadline:
+                log.warning("message %s/%s: matching ran out of time; later watchers skipped", channel, ts)
+                break
+            if not await matches(automation.pattern, text):
                 continue
             who = f"<@{user}>" if user else "an app"
-            run = await self.runner.fire(automation, Firing(
-                f"message:{channel}:{ts}", "message", context=f"A message from {who}:\n{text}",
-                thread_ts=ts, channel=channel))
+            try:
+                run = await self.runner.fire(automation, Firing(
+                    f"message:{channel}:{ts}", "message", context=f"A message from {who}:\n{text}",
+                    thread_ts=ts, channel=channel), cap=self._cap())
+            except RunCapReached:
+                log.info("automation %s: hourly cap reached; message %s/%s skipped", automation.id, channel, ts)
+                continue
             if run is not None:
                 started.append(run)
         return started
@@ -113,15 +133,22 @@ class Automations:
                     self._watchers, self._watch_counter = watchers, counter
         return self._watchers.get(channel, [])
 
-    async def on_webhook(self, automation_id: int, secret: str, body: Any, delivery: str = "") -> HookResult:
+    async def authenticate(self, automation_id: int, secret: str) -> Automation | None:
+        """The webhook automation this secret opens; None for every kind of failure alike."""
         automation = await self.store.get(automation_id)
         if (automation is None or automation.trigger != "webhook" or not automation.secret_hash
                 or not hmac.compare_digest(automation.secret_hash, secret_hash(secret))):
-            return HookResult(HookCode.DENIED)
+            return None
+        return automation
+
+    async def on_webhook(self, automation: Automation, body: Any, delivery: str = "") -> HookResult:
+        """A call `authenticate` let through: a run with the body as context, within the hourly cap."""
         if not automation.enabled:
             return HookResult(HookCode.PAUSED)
-        if not await self._room(automation):
-            return HookResult(HookCode.LIMITED)
         key = f"webhook:{delivery[:100]}" if delivery else f"webhook:{uuid.uuid4().hex}"
-        run = await self.runner.fire(automation, Firing(key, "webhook", context=webhook_context(body)))
+        try:
+            run = await self.runner.fire(automation, Firing(key, "webhook", context=webhook_context(body)),
+                                         cap=self._cap())
+        except RunCapReached:
+            return HookResult(HookCode.LIMITED)
         return HookResult(HookCode.STARTED, run) if run else HookResult(HookCode.DUPLICATE)

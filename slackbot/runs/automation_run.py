@@ -7,9 +7,16 @@ from typing import Any
 from ..agent.loop import AgentResult
 from ..protocol import TaskStatus
 from ..store import AutomationStore, Store, Task
+from .workspace import Outcome
 
 
-async def automation_fields(store: Store, task: Task, status: TaskStatus, result: AgentResult | None) -> dict[str, Any]:
+def nothing_to_report(status: TaskStatus, result: AgentResult | None, outcome: Outcome) -> bool:
+    """The agent said so, and it is true: the run is done and changed no file (a run that changed
+    files is never hidden, whatever the model, or data injected into its prompt, says)."""
+    return bool(status == TaskStatus.DONE and result and result.nothing_to_report and not outcome.files)
+
+
+async def automation_fields(store: Store, task: Task, nothing: bool) -> dict[str, Any]:
     """The automation's name and run number, and whether a run that found nothing collapses to a
     line or (notify: only on changes) disappears. Empty for a task no automation started."""
     if task.automation_id is None or task.id is None:
@@ -19,7 +26,6 @@ async def automation_fields(store: Store, task: Task, status: TaskStatus, result
         return {}
     run, automation = found
     ours = run.cause != "message"  # a watched message's thread is a person's, not our post
-    nothing = bool(status == TaskStatus.DONE and result and result.nothing_to_report)
     quiet = ""
     if nothing:
         quiet = "suppress" if automation and automation.notify == "changes" and ours else "collapse"

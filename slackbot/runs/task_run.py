@@ -22,7 +22,7 @@ from ..sandbox import DiskError, SandboxError, WorkspaceDisks
 from ..settings import Settings
 from ..store import AgentThread, Repository, Store, Task
 from ..store.models import utcnow
-from .automation_run import automation_fields
+from .automation_run import automation_fields, nothing_to_report
 from .bus import EventBus
 from .commits import commit_message, trailers
 from .effective import task_settings
@@ -271,7 +271,7 @@ class TaskRun:
         await self._release_containers()
         status, error, outcome = await self._take_result(status, error)
         await self._close_turn(status, error, outcome)
-        if await self._record_final(status, error):
+        if await self._record_final(status, error, outcome):
             await self._announce(status, error, outcome)
 
     async def _take_result(self, status: TaskStatus, error: str) -> tuple[TaskStatus, str, Outcome]:
@@ -315,7 +315,7 @@ class TaskRun:
         else:
             await self.emit(TurnFailed(error or (f"stopped by {self.stop_by}" if self.stop_by else status)))
 
-    async def _record_final(self, status: TaskStatus, error: str) -> bool:
+    async def _record_final(self, status: TaskStatus, error: str, outcome: Outcome) -> bool:
         """The final status, if the task is still this worker's (a sweep may have taken it)."""
         ctx, task = self.ctx, self.task
         tally = self._tally()
@@ -324,7 +324,7 @@ class TaskRun:
             ctx.store, self.ref.task_id, status, among=frozenset({S.RUNNING}), of_worker=self.worker,
             error=error[:2000], answer=tally.answer, finished_at=utcnow(),
             stopped_by=self.stop_by if status == S.STOPPED else "", announced=False,
-            nothing_to_report=bool(status == S.DONE and self.result and self.result.nothing_to_report),
+            nothing_to_report=nothing_to_report(status, self.result, outcome),
             input_tokens=usage.input_tokens, cached_input_tokens=usage.cached_input_tokens,
             output_tokens=usage.output_tokens)
         if moved is None:
@@ -348,7 +348,8 @@ class TaskRun:
             has_patch=bool(outcome.patch), pushable=pushable and not (push and push.ok),
             pr_url=push.pr_url if push and push.pr_url else thread.pr_url,
             push=push.code.value if push else "", push_detail=push.detail if push else "",
-            left_out=tuple(LeftOut(p, n) for p, n in outcome.left_out), **await automation_fields(ctx.store, self.task, status, self.result)))
+            left_out=tuple(LeftOut(p, n) for p, n in outcome.left_out), **await automation_fields(
+                ctx.store, self.task, nothing_to_report(status, self.result, outcome))))
         await ctx.store.update_task(self.ref.task_id, announced=True)
 
     async def _auto_push(self, status: TaskStatus, outcome: Outcome, answer: str) -> PushResult | None:

@@ -32,6 +32,10 @@ class SlackSurface:
 
     async def start_task(self, *, channel: str, thread_ts: str, user: str, text: str, ts: str, key: str,
                          automation_id: int, repo: RepoBinding | None) -> int | None:
+        creator = await self.deps.user(user)  # {} when Slack cannot tell: the run goes ahead
+        if creator.get("deleted") or creator.get("is_restricted") or creator.get("is_ultra_restricted"):
+            raise PermissionError("its creator may no longer start tasks here (deactivated, or now a guest); "
+                                  "a member can make it again, or an admin delete it")
         ref = await start_task(self.deps, channel=channel, thread_ts=thread_ts, user=user, text=text, ts=ts,
                                keys=(key,), repo=repo, automation_id=automation_id)
         return ref.task_id if ref else None

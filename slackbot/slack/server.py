@@ -37,7 +37,8 @@ class SlackServer:
             web_app.router.add_post("/slack/events", self._events)
         if self.hooks is not None:
             web_app.router.add_post(HOOKS_PATH, self.hooks)
-        self._runner = web.AppRunner(web_app, access_log=None)
+        # A refused webhook's unread body is drained for at most lingering_time before closing.
+        self._runner = web.AppRunner(web_app, access_log=None, lingering_time=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()

@@ -3,6 +3,7 @@ process's scheduler watches; a firing is claimed by inserting its unique (automa
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,19 @@ from .models import Automation, AutomationRun, Coordination, Task, utcnow
 from .store import Store
 
 CHANGES = "automations"
+
+
+@dataclass(frozen=True)
+class RunCap:
+    """At most `limit` runs caused by `causes` since `since`."""
+
+    limit: int
+    since: datetime
+    causes: tuple[str, ...]
+
+
+class RunCapReached(Exception):
+    pass
 
 
 def _bump(s: Session) -> None:
@@ -48,6 +62,11 @@ class AutomationStore:
     async def enabled(self, trigger: str) -> list[Automation]:
         return await self.store.run(lambda s: list(s.exec(
             select(Automation).where(Automation.trigger == trigger, col(Automation.enabled).is_(True))).all()))
+
+    async def in_watch(self, channel: str) -> list[Automation]:
+        """Every message automation watching `channel`, paused ones included."""
+        return await self.store.run(lambda s: list(s.exec(
+            select(Automation).where(Automation.trigger == "message", Automation.watch_channel == channel)).all()))
 
     async def watching(self, channel: str) -> list[Automation]:
         """Enabled message automations watching `channel`."""
@@ -87,15 +106,24 @@ class AutomationStore:
 
     # ---- runs ------------------------------------------------------------------------------
 
-    async def claim(self, automation_id: int, fire_key: str, cause: str, *,
-                    fire_at: datetime | None = None) -> AutomationRun | None:
+    async def claim(self, automation_id: int, fire_key: str, cause: str, *, fire_at: datetime | None = None,
+                    cap: RunCap | None = None) -> AutomationRun | None:
         """The run for `fire_key`, numbered; None when another process (or an earlier delivery)
         claimed that key already, or the automation is gone. `fire_at`: a scheduled time, which
-        becomes the automation's latest (catch-up looks from there)."""
+        becomes the automation's latest (catch-up looks from there). `cap`: RunCapReached when the
+        automation has that many runs already (counted under the automation row's lock)."""
         def fn(s: Session) -> AutomationRun | None:
+            # The row's lock first (a write): concurrent claims of one automation queue here, so
+            # the count below and the insert are one step for each of them.
+            s.exec(update(Automation).where(col(Automation.id) == automation_id).values(runs=Automation.runs))
             row = s.get(Automation, automation_id)
             if row is None:
                 return None
+            if cap is not None and s.exec(select(func.count()).select_from(AutomationRun).where(
+                    AutomationRun.automation_id == automation_id, col(AutomationRun.created_at) >= cap.since,
+                    col(AutomationRun.cause).in_(cap.causes))).one() >= cap.limit:
+                s.rollback()
+                raise RunCapReached(automation_id)
             run = AutomationRun(automation_id=automation_id, fire_key=fire_key, cause=cause, channel=row.channel)
             s.add(run)
             try:

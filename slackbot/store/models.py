@@ -194,6 +194,9 @@ class Coordination(SQLModel, table=True):
 class Automation(SQLModel, table=True):
     """Work the bot starts by itself: on a schedule, on new messages in a channel, or on a webhook."""
 
+    # Ids are never reused (SQLite reuses the largest after a delete): runs and links keep their owner.
+    __table_args__ = {"sqlite_autoincrement": True}
+
     id: int | None = Field(default=None, primary_key=True)
     name: str
     prompt: str = Field(sa_column=Column(Text, nullable=False))

@@ -290,20 +290,7 @@ class SlackMethods:
     @method("conversations.info")
     async def _conversations_info(self, params: dict) -> dict:
         _need(params, "channel")
-        cid = str(params["channel"])
-        info = {
-            "id": cid,
-            "name": f"chan-{cid.lower()}",
-            "is_channel": cid.startswith("C"),
-            "is_group": cid.startswith("G"),
-            "is_im": cid.startswith("D"),
-            "is_private": not cid.startswith("C"),
-            "is_member": True,
-            "is_archived": False,
-            "created": 1700000000,
-        }
-        info.update(self.channels.get(cid, {}))
-        return {"channel": info}
+        return {"channel": self.channel_record(str(params["channel"]))}
 
     def channel_record(self, cid: str) -> dict:
         """A channel as conversations.list returns it (the same defaults and overrides as .info)."""
@@ -321,6 +308,24 @@ class SlackMethods:
         record.update(self.channels.get(cid, {}))
         record.setdefault("name_normalized", record["name"])
         return record
+
+    # Members of a channel without a "members" override: the user ids tests use.
+    DEFAULT_MEMBERS = ("U1", "U2", "U3", "U4", "U5", "U6", "U7", "U8", "U9", "UADMIN", "UGUEST")
+
+    @method("conversations.members")
+    async def _conversations_members(self, params: dict) -> dict:
+        """The channel's `members` override (else DEFAULT_MEMBERS and the bot), in pages of `limit`."""
+        _need(params, "channel")
+        cid = str(params["channel"])
+        record = self.channel_record(cid)
+        if not record["is_member"]:
+            raise SlackError("channel_not_found" if record["is_private"] else "not_in_channel")
+        members = list(self.channels.get(cid, {}).get("members") or [*self.DEFAULT_MEMBERS, self.bot_user_id])
+        limit = max(1, min(int(params.get("limit") or 100), 1000))
+        start = int(str(params.get("cursor") or "0").removeprefix("page:") or 0)
+        more = start + limit < len(members)
+        return {"members": members[start:start + limit],
+                "response_metadata": {"next_cursor": f"page:{start + limit}" if more else ""}}
 
     @method("conversations.list")
     async def _conversations_list(self, params: dict) -> dict:

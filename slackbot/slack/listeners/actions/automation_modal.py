@@ -135,11 +135,11 @@ async def read_form(deps: Deps, view: dict[str, Any], *, user: str, origin: str)
     prompt = _value(values, "prompt").strip()
     if not prompt:
         errors["prompt"] = "What should it do? Write the task here, for example: triage new issues and summarise."
-    picked = _selected(values, "channel", "selected_conversation")
-    target = origin
-    if picked:
-        found = await check("channel", lambda: resolve_channel(deps, picked, genuine=True, field="channel"))
-        target = found[0] if found else origin
+    # Form values can be forged: the channel picked (or the one the form came from) must be one the
+    # person is in, private or public, before results go there or its repositories are used.
+    picked = _selected(values, "channel", "selected_conversation") or origin
+    found = await check("channel", lambda: resolve_channel(deps, picked, genuine=True, field="channel", member=user))
+    target = found[0] if found else origin
     tz = await user_tz(deps, user)
     when = await check("trigger", lambda: read_when(deps, _value(values, "trigger"), tz=tz, escaped=False,
                                                     with_prompt=False))

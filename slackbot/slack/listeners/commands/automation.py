@@ -162,6 +162,8 @@ async def change(deps: Deps, automations: Automations, verb: str, a: Automation,
     if not automations.may_change(a, user, admin=await deps.is_admin(user)):
         return compose(f"Only the creator of automation #{a.id} (", mention(a.creator),
                        f") or an admin can {verb} it.")
+    if verb in ("run", "resume") and (refused := await refusal(deps, user)):
+        return refused  # starting work needs what creating it needs (a creator since made a guest)
     where = compose(" ", *_elsewhere(a, channel)) if a.channel != channel else Mrkdwn("")
     named = compose(f"automation *#{a.id}* “", clip(a.name, 80), "”")
     if verb == "delete":

@@ -122,7 +122,8 @@ async def read_text(deps: Deps, raw: str, *, user: str, channel: str) -> Draft:
     target = channel
     if "channel" in options:
         ref = options["channel"]
-        target, _ = await resolve_channel(deps, unescape(ref), genuine=ref.startswith("<#"), field="channel")
+        target, _ = await resolve_channel(deps, unescape(ref), genuine=ref.startswith("<#"), field="channel",
+                                          member=user)
     when, prompt = await read_when(deps, rest, tz=tz, escaped=True, with_prompt=True)
     name = unescape(options.get("name", "")).strip() or default_name(prompt)
     repo = unescape(options["repo"]) if "repo" in options else None
@@ -183,9 +184,12 @@ def validate(fn: Callable[[], T], field: str) -> T:
         raise FormError(field, str(exc)) from None
 
 
-async def resolve_channel(deps: Deps, ref: str, *, genuine: bool, field: str) -> tuple[str, dict]:
+async def resolve_channel(deps: Deps, ref: str, *, genuine: bool, field: str,
+                          member: str = "") -> tuple[str, dict]:
     """(id, conversations.info) of a channel written as `<#C…|name>`, `#name` or an id. Only a reference Slack
-    made, or a public channel, is taken: a typed id must not reach a private channel."""
+    made, or a public channel, is taken: a typed id must not reach a private channel. `member`: that
+    person must be in the channel (where runs are posted: nobody sends the bot's posts into a
+    channel they are not in)."""
     ref = ref.strip()
     if found := _REF.match(ref):
         cid = found[1]
@@ -206,7 +210,26 @@ async def resolve_channel(deps: Deps, ref: str, *, genuine: bool, field: str) ->
     if private and not genuine:
         raise FormError(field, f"{ref[:60]} is private: name it with Slack's channel suggestion in "
                                "`/automation add` so I know you are in it.")
+    if member and not await is_member(deps, cid, member):
+        raise FormError(field, f"You are not in <#{cid}>: results go only to a channel you are in.")
     return cid, info
+
+
+async def is_member(deps: Deps, channel: str, user: str) -> bool:
+    """Whether `user` is in `channel` (conversations.members, page by page); False when Slack cannot tell."""
+    cursor = ""
+    for _ in range(PAGES_MAX):
+        try:
+            resp = await deps.client.conversations_members(channel=channel, limit=1000, cursor=cursor or None)
+        except Exception as exc:
+            log.info("conversations.members %s failed: %s", channel, exc)
+            return False
+        if user in (resp.get("members") or []):
+            return True
+        cursor = (resp.get("response_metadata") or {}).get("next_cursor") or ""
+        if not cursor:
+            return False
+    return False
 
 
 async def _info(deps: Deps, cid: str) -> dict:

@@ -35,7 +35,8 @@ def upgrade() -> None:
         sa.Column("runs", sa.Integer(), nullable=False),
         sa.Column("last_fire_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False))
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sqlite_autoincrement=True)  # an id is never reused: old runs never pass to a new automation
     op.create_index("ix_automation_channel", "automation", ["channel"])
     op.create_index("ix_automation_updated_at", "automation", ["updated_at"])
     op.create_table(
