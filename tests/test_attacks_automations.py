@@ -663,3 +663,18 @@ async def test_a21_a_deleted_automations_id_is_not_reused(proc):
                                                   trigger="schedule", cron="0 9 * * *", tz="UTC"))
     inherited = [(r.channel, r.thread_ts) for r, _ in await proc.automations.recent_runs(new.id)]
     assert inherited == [], f"#{new.id} (was #{old.id}) inherits {inherited}"
+
+
+async def test_a22_a_watch_of_a_public_channel_never_uses_a_private_channels_repository(slack, cbot):
+    """Runs of a channel watch work in the watched channel's threads, where its members follow up
+    and read the changes: a private channel's repository must not be bound there, by name or as
+    the private channel's default."""
+    slack.channels["GPRIV"] = {"name": "secret-project", "is_private": True, "members": ["U1"]}
+    await cbot.deps.repos.link("GPRIV", name="secret", url="https://example.com/secret.git", branch="",
+                               github="", user="UADMIN")
+    answer = await automation_cmd(slack, 'add on message in <#C9|general> matching "help" look into it repo=secret',
+                                  channel="GPRIV")
+    assert "No repository named `secret` is linked to the channel its runs work in" in answer, answer
+    await automation_cmd(slack, 'add on message in <#C9|general> matching "help" look into it', channel="GPRIV")
+    [made] = await cbot.deps.automations.store.in_channel("GPRIV")
+    assert made.repo_id is None  # not GPRIV's default

@@ -156,7 +156,7 @@ async def test_repositories_and_results_channel(slack, bot):
 
     # Results elsewhere: the repository must be linked there.
     answer = await command(slack, "add every day at 09:00 elsewhere repo=app channel=<#C2|other>")
-    assert "No repository named `app` is linked to the automation's channel" in answer
+    assert "No repository named `app` is linked to the channel its runs work in" in answer
     answer = await command(slack, "add every day at 09:00 elsewhere channel=<#C2|other>")
     [a] = await rows(bot, "C2")
     assert a.repo_id is None and "its runs post in <#C2>" in answer
@@ -329,7 +329,8 @@ async def test_form_creates(slack, bot):
     picked = {"type": "static_select", "selected_option": {"value": str(app.id)}}
     ack = await submit(slack, view, form(channel={"type": "conversations_select", "selected_conversation": "C2"},
                                          repo=picked))
-    assert ack["errors"] == {"repo": ack["errors"]["repo"]} and "not linked to the channel" in ack["errors"]["repo"]
+    assert list(ack["errors"]) == ["repo"]
+    assert "not linked to the channel its runs work in" in ack["errors"]["repo"]
 
     ack = await submit(slack, view, form(
         repo=picked, branch=text("dev"), notify={"type": "radio_buttons", "selected_option": {"value": "changes"}},

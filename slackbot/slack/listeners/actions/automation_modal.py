@@ -15,7 +15,7 @@ from ...intake import reason
 from ....store import LinkedRepo
 from ..commands.automation_forms import (
     EXAMPLE, NAME_MAX, NOT_HERE, Draft, FormError, check_branch, check_name, check_notify, read_when, refusal,
-    repo_linked, repo_named, resolve_channel, user_tz,
+    repo_home, repo_linked, repo_named, resolve_channel, user_tz,
 )
 
 log = logging.getLogger(__name__)
@@ -145,12 +145,13 @@ async def read_form(deps: Deps, view: dict[str, Any], *, user: str, origin: str)
                                                     with_prompt=False))
     repo = (_selected(values, "repo", "selected_option") or {}).get("value")
     repo_id = parse_id(repo) if repo and repo != NO_REPO else None
+    home = repo_home(when[0], target) if when else target
     if repo == NO_REPO:
         chosen = None
     elif repo_id is not None:
-        chosen = await check("repo", lambda: repo_linked(deps, target, repo_id))
-    else:  # no repository block (none linked where the form opened): the results channel's default
-        chosen = await check("repo", lambda: repo_named(deps, target, None))
+        chosen = await check("repo", lambda: repo_linked(deps, home, repo_id))
+    else:  # no repository block (none linked where the form opened): that channel's default
+        chosen = await check("repo", lambda: repo_named(deps, home, None))
     branch = await check("branch", lambda: check_branch(_value(values, "branch")))
     notify = await check("notify", lambda: check_notify(
         (_selected(values, "notify", "selected_option") or {}).get("value") or "always"))

@@ -128,7 +128,7 @@ async def read_text(deps: Deps, raw: str, *, user: str, channel: str) -> Draft:
     name = unescape(options.get("name", "")).strip() or default_name(prompt)
     repo = unescape(options["repo"]) if "repo" in options else None
     return Draft(name=check_name(name), prompt=prompt, when=when, channel=target,
-                 repo_id=await repo_named(deps, target, repo), branch=check_branch(unescape(options.get("branch", ""))),
+                 repo_id=await repo_named(deps, repo_home(when, target), repo), branch=check_branch(unescape(options.get("branch", ""))),
                  notify=check_notify(unescape(options.get("notify", "always"))))
 
 
@@ -259,6 +259,13 @@ async def channel_named(deps: Deps, name: str, field: str) -> str | None:
     return None
 
 
+def repo_home(when: When, results: str) -> str:
+    """The channel whose repositories a run may use: where its threads are. A watched message's
+    run works in that channel's thread, where its members can follow up and read the changes, so
+    it may use only what that channel has linked (never a private results channel's repository)."""
+    return when.watch_channel if when.trigger == "message" else results
+
+
 async def repo_named(deps: Deps, channel: str, name: str | None) -> int | None:
     """A repository linked to `channel` by name; None: its default (if any); `none`: no repository."""
     linked = await deps.repos.channel_repos(channel)
@@ -272,7 +279,7 @@ async def repo_named(deps: Deps, channel: str, name: str | None) -> int | None:
     names = ", ".join(f"`{r.repo.name}`" for r in linked)
     known = f"Linked there: {names}." if names else "No repository is linked there (an admin links one with " \
                                                     "`/agent repo add NAME URL`)."
-    raise FormError("repo", f"No repository named `{name[:60]}` is linked to the automation's channel. {known} "
+    raise FormError("repo", f"No repository named `{name[:60]}` is linked to the channel its runs work in. {known} "
                             f"For example {EXAMPLE}, or repo=none.")
 
 
@@ -280,8 +287,8 @@ async def repo_linked(deps: Deps, channel: str, repo_id: int) -> int:
     """`repo_id` if it is linked to `channel` (a stale or forged modal value must not bind another's)."""
     if any(r.repo.id == repo_id for r in await deps.repos.channel_repos(channel)):
         return repo_id
-    raise FormError("repo", "That repository is not linked to the channel for results; pick one linked there "
-                            "or No repository.")
+    raise FormError("repo", "That repository is not linked to the channel its runs work in; pick one linked "
+                            "there or No repository.")
 
 
 def default_name(prompt: str) -> str:
