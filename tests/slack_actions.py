@@ -31,3 +31,17 @@ async def command(slack: FakeSlack, text: str, *, user: str = "U1", channel: str
 
 def ephemeral_texts(slack: FakeSlack, user: str) -> list[str]:
     return [e.get("text", "") for e in slack.ephemerals if e.get("user") == user]
+
+
+async def automation(slack: FakeSlack, text: str, *, user: str = "U1", channel: str = "C1") -> str:
+    """`/automation TEXT`; the text of its ephemeral answer."""
+    return await command(slack, text, user=user, channel=channel, name="/automation")
+
+
+async def open_automation_form(slack: FakeSlack, *, user: str = "U1", channel: str = "C1") -> dict:
+    """`/automation` with no text; the view it opened."""
+    opened = len(slack.opened_views)
+    payload = slack.slash_command_payload("/automation", "", user, channel)
+    await slack.wait_ack(await slack.socket_send("slash_commands", payload))
+    await slack.wait_for(lambda: len(slack.opened_views) > opened)
+    return slack.opened_views[-1]

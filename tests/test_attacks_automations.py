@@ -42,7 +42,7 @@ from slackbot.store import Automation, SavedSettings
 from tests.conftest import make_settings
 from tests.fakes import FakeSlack, shell, tool_calls
 from tests.helpers import block_text, final_replies
-from tests.slack_actions import command as slash
+from tests.slack_actions import automation, open_automation_form
 from tests.test_automations import FakeSurface, Process, daily, watcher
 
 UTC = timezone.utc
@@ -71,10 +71,10 @@ async def proc_db(db_url):
 
 async def webhook(service, automation_id: int, secret: str, body, delivery: str = ""):
     """What the route does after reading the request: authenticate, then run."""
-    automation = await service.authenticate(automation_id, secret)
-    if automation is None:
+    found = await service.authenticate(automation_id, secret)
+    if found is None:
         return HookResult(HookCode.DENIED)
-    return await service.on_webhook(automation, body, delivery=delivery)
+    return await service.on_webhook(found, body, delivery=delivery)
 
 
 def hook_automation(name: str = "ci") -> Automation:
@@ -147,18 +147,6 @@ async def cbot(tmp_path, slack, model):
     settings = make_settings(tmp_path / "data", slack, model, SLACKBOT_ADMINS="UADMIN")
     async with Bot(settings, port=0) as running:
         yield running
-
-
-async def automation_cmd(slack: FakeSlack, text: str, *, user: str = "U1", channel: str = "C1") -> str:
-    return await slash(slack, text, user=user, channel=channel, name="/automation")
-
-
-async def open_form(slack: FakeSlack, *, user: str = "U1", channel: str = "C1") -> dict:
-    opened = len(slack.opened_views)
-    payload = slack.slash_command_payload("/automation", "", user, channel)
-    await slack.wait_ack(await slack.socket_send("slash_commands", payload))
-    await slack.wait_for(lambda: len(slack.opened_views) > opened)
-    return slack.opened_views[-1]
 
 
 def form_values(**changes) -> dict:
@@ -435,12 +423,12 @@ async def test_a11_retried_deliveries_of_one_message_run_once(proc_db):
 # ---- A12-A15: who may, and which channel -------------------------------------------------------
 
 async def test_a12_others_and_guests_cannot_pause_delete_or_run(slack, cbot):
-    created = await automation_cmd(slack, "add every day at 09:00 mine")
+    created = await automation(slack, "add every day at 09:00 mine")
     aid = int(re.search(r"\*#(\d+)\*", created)[1])
     slack.users["UGUEST"] = {"is_restricted": True}
     for user in ("U2", "UGUEST"):
         for verb in ("pause", "resume", "delete", "run"):
-            answer = await automation_cmd(slack, f"{verb} {aid}", user=user, channel="C1")
+            answer = await automation(slack, f"{verb} {aid}", user=user, channel="C1")
             assert answer.startswith(f"Only the creator of automation #{aid}"), (user, verb, answer)
     a = await cbot.deps.automations.store.get(aid)
     assert a is not None and a.enabled and a.runs == 0
@@ -450,11 +438,11 @@ async def test_a12b_a_creator_made_a_guest_can_no_longer_run_it(slack, cbot):
     """Guests may not create automations; one made by a member who is a guest now still runs as
     them (and `/automation run` still starts it)."""
     cbot.deps.automations.runner.surface = surface = FakeSurface()  # no sandbox in this test
-    created = await automation_cmd(slack, "add on webhook triage it", user="U5")
+    created = await automation(slack, "add on webhook triage it", user="U5")
     aid = int(re.search(r"\*#(\d+)\*", created)[1])
     slack.users["U5"] = {"is_restricted": True}
     cbot.deps._users.clear()  # users.info's cache has expired
-    answer = await automation_cmd(slack, f"run {aid}", user="U5")
+    answer = await automation(slack, f"run {aid}", user="U5")
     assert not answer.startswith("Started run"), answer
     assert surface.tasks == []
 
@@ -468,7 +456,7 @@ async def test_a13_forged_form_channel_a_private_channel_one_is_not_in(slack, cb
     slack.channels["CTOWN"] = {"name": "town"}
     repo = await cbot.deps.repos.link("GPRIV", name="secret", url="https://example.com/secret.git",
                                       branch="main", github="", user="UADMIN")
-    view = await open_form(slack)
+    view = await open_automation_form(slack)
     ack = await submit_view(slack, view, form_values(
         trigger={"value": {"type": "plain_text_input", "value": "on message in #town"}},
         channel={"value": {"type": "conversations_select", "selected_conversation": "GPRIV"}},
@@ -484,7 +472,7 @@ async def test_a14_forged_private_metadata_channel(slack, cbot):
     slack.channels["GPRIV"] = {"name": "secret-project", "is_private": True, "members": ["U9"]}
     await cbot.deps.repos.link("GPRIV", name="secret", url="https://example.com/secret.git", branch="main",
                                github="", user="UADMIN")
-    view = await open_form(slack)
+    view = await open_automation_form(slack)
     await submit_view(slack, view, form_values(channel=None), private_metadata=json.dumps({"channel": "GPRIV"}))
     made = await cbot.deps.automations.store.in_channel("GPRIV")
     assert made == [], f"created in GPRIV with repo {made[0].repo_id if made else None}"
@@ -496,9 +484,9 @@ async def test_a15_watching_a_private_channel_by_typed_or_forged_reference(slack
                  "add on message in &lt;#GPRIV&gt; leak it", "add on message in #secret-project leak it",
                  "add every day at 09:00 leak it channel=GPRIV",
                  "add every day at 09:00 leak it channel=&lt;#GPRIV|x&gt;"):
-        answer = await automation_cmd(slack, text)
+        answer = await automation(slack, text)
         assert "Created automation" not in answer, (text, answer)
-    view = await open_form(slack)
+    view = await open_automation_form(slack)
     for typed in ("on message in <#GPRIV|x>", "on message in GPRIV", "on message in <#GPRIV>"):
         ack = await submit_view(slack, view, form_values(
             trigger={"value": {"type": "plain_text_input", "value": typed}}))
@@ -646,7 +634,7 @@ async def test_a20_results_channel_the_creator_is_not_in(slack, cbot):
     """`channel=` takes any public channel by typed id: the bot then posts the creator's runs (name,
     answers) every few minutes in a channel they are not in (announcement-only channels too)."""
     slack.channels["CANNOUNCE"] = {"name": "announcements", "members": ["UADMIN"]}
-    answer = await automation_cmd(slack, "add every 5 minutes say hello to everyone channel=CANNOUNCE")
+    answer = await automation(slack, "add every 5 minutes say hello to everyone channel=CANNOUNCE")
     made = await cbot.deps.automations.store.in_channel("CANNOUNCE")
     assert made == [], answer
 
@@ -672,9 +660,9 @@ async def test_a22_a_watch_of_a_public_channel_never_uses_a_private_channels_rep
     slack.channels["GPRIV"] = {"name": "secret-project", "is_private": True, "members": ["U1"]}
     await cbot.deps.repos.link("GPRIV", name="secret", url="https://example.com/secret.git", branch="",
                                github="", user="UADMIN")
-    answer = await automation_cmd(slack, 'add on message in <#C9|general> matching "help" look into it repo=secret',
+    answer = await automation(slack, 'add on message in <#C9|general> matching "help" look into it repo=secret',
                                   channel="GPRIV")
     assert "No repository named `secret` is linked to the channel its runs work in" in answer, answer
-    await automation_cmd(slack, 'add on message in <#C9|general> matching "help" look into it', channel="GPRIV")
+    await automation(slack, 'add on message in <#C9|general> matching "help" look into it', channel="GPRIV")
     [made] = await cbot.deps.automations.store.in_channel("GPRIV")
     assert made.repo_id is None  # not GPRIV's default

@@ -12,7 +12,7 @@ import pytest
 from slackbot.app import Bot
 from tests.conftest import make_settings
 from tests.fakes import FakeSlack
-from tests.slack_actions import command as slash, ephemeral_texts
+from tests.slack_actions import automation as command, ephemeral_texts, open_automation_form
 
 
 @pytest.fixture
@@ -22,10 +22,6 @@ async def bot(tmp_path, slack, model, db_url):
     slack.users["U1"] = {"tz": "Europe/Berlin"}
     async with Bot(settings, port=0) as running:
         yield running
-
-
-async def command(slack: FakeSlack, text: str, *, user: str = "U1", channel: str = "C1") -> str:
-    return await slash(slack, text, user=user, channel=channel, name="/automation")
 
 
 async def rows(bot, channel: str = "C1"):
@@ -252,13 +248,6 @@ async def test_who_may(slack, bot):
 
 # ---- the form -----------------------------------------------------------------------------------
 
-async def open_form(slack: FakeSlack, *, user: str = "U1", channel: str = "C1") -> dict:
-    opened = len(slack.opened_views)
-    payload = slack.slash_command_payload("/automation", "", user, channel)
-    await slack.wait_ack(await slack.socket_send("slash_commands", payload))
-    await slack.wait_for(lambda: len(slack.opened_views) > opened)
-    return slack.opened_views[-1]
-
 
 async def submit(slack: FakeSlack, view: dict, values: dict, *, user: str = "U1") -> dict:
     state = {block: {"value": value} for block, value in values.items()}
@@ -282,7 +271,7 @@ def form(**changes) -> dict:
 
 
 async def test_form_opens(slack, bot):
-    view = await open_form(slack)
+    view = await open_automation_form(slack)
     assert view["callback_id"] == "automation_create" and json.loads(view["private_metadata"]) == {"channel": "C1"}
     assert [b["block_id"] for b in view["blocks"]] == ["name", "prompt", "trigger", "branch", "channel", "notify",
                                                       "enabled"]
@@ -291,7 +280,7 @@ async def test_form_opens(slack, bot):
 
     app = await bot.deps.repos.link("C1", name="app", url="https://example.com/a.git", branch="", github="",
                                     user="UA")
-    view = await open_form(slack)
+    view = await open_automation_form(slack)
     repo = next(b for b in view["blocks"] if b["block_id"] == "repo")["element"]
     assert [o["text"]["text"] for o in repo["options"]] == ["app (default)", "No repository"]
     assert repo["initial_option"]["value"] == str(app.id) and slack.block_errors == []
@@ -299,7 +288,7 @@ async def test_form_opens(slack, bot):
 
 async def test_form_errors_show_on_their_fields(slack, bot):
     slack.channels["CALERTS"] = {"name": "alerts"}
-    view = await open_form(slack)
+    view = await open_automation_form(slack)
     ack = await submit(slack, view, form(name=text("  "), prompt=text(""), trigger=text("every funday at 9:00"),
                                          branch=text("a..b")))
     assert ack["response_action"] == "errors"
@@ -325,7 +314,7 @@ async def test_form_creates(slack, bot):
     await bot.deps.repos.link("C2", name="api", url="https://example.com/api.git", branch="", github="", user="UA")
     app = await bot.deps.repos.link("C1", name="app", url="https://example.com/a.git", branch="", github="",
                                     user="UA")
-    view = await open_form(slack)
+    view = await open_automation_form(slack)
     picked = {"type": "static_select", "selected_option": {"value": str(app.id)}}
     ack = await submit(slack, view, form(channel={"type": "conversations_select", "selected_conversation": "C2"},
                                          repo=picked))
@@ -343,7 +332,7 @@ async def test_form_creates(slack, bot):
     assert said[-1]["channel"] == "C1" and f"Created automation *#{a.id}*" in said[-1]["text"]
     assert f"It is paused: `/automation resume {a.id}`" in said[-1]["text"]
 
-    view = await open_form(slack)
+    view = await open_automation_form(slack)
     ack = await submit(slack, view, form(name=text("Hook"), trigger=text("on webhook"),
                                          repo={"type": "static_select", "selected_option": {"value": "none"}}))
     assert ack == {}
