@@ -11,7 +11,7 @@ from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
-from .coord import ensure_row, notify
+from .coord import bump
 from .models import Automation, AutomationRun, Coordination, Task, utcnow
 from .store import Store
 
@@ -31,14 +31,6 @@ class RunCapReached(Exception):
     pass
 
 
-def _bump(s: Session) -> None:
-    bump = update(Coordination).where(col(Coordination.name) == CHANGES).values(counter=Coordination.counter + 1)
-    if not s.exec(bump).rowcount:
-        ensure_row(s, CHANGES)
-        s.exec(bump)
-    notify(s, "automations")
-
-
 class AutomationStore:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -46,7 +38,7 @@ class AutomationStore:
     async def create(self, automation: Automation) -> Automation:
         def fn(s: Session) -> Automation:
             s.add(automation)
-            _bump(s)
+            bump(s, CHANGES)
             s.commit()
             s.refresh(automation)
             return automation
@@ -83,7 +75,7 @@ class AutomationStore:
                 setattr(row, key, value)
             row.updated_at = utcnow()
             s.add(row)
-            _bump(s)
+            bump(s, CHANGES)
             s.commit()
             s.refresh(row)
             return row
@@ -93,7 +85,7 @@ class AutomationStore:
         """The automation goes; its runs stay (the digest and old threads refer to them)."""
         def fn(s: Session) -> bool:
             gone = s.exec(delete(Automation).where(col(Automation.id) == automation_id)).rowcount
-            _bump(s)
+            bump(s, CHANGES)
             s.commit()
             return bool(gone)
         return await self.store.run(fn)

@@ -52,13 +52,18 @@ def lock_claims(s: Session) -> None:
                .values(counter=Coordination.counter + 1))
 
 
+def bump(s: Session, name: str) -> None:
+    """Counts a change of `name` (pollers compare the counter) and announces it."""
+    step = update(Coordination).where(col(Coordination.name) == name).values(counter=Coordination.counter + 1)
+    if not s.exec(step).rowcount:  # (the migrations make the rows; this is for a database made otherwise)
+        ensure_row(s, name)
+        s.exec(step)
+    notify(s, name)
+
+
 def bump_queue(s: Session) -> None:
-    """The queue changed (a task queued, or one ended and freed room): pollers compare the counter."""
-    bump = update(Coordination).where(col(Coordination.name) == QUEUE).values(counter=Coordination.counter + 1)
-    if not s.exec(bump).rowcount:  # (the migration makes the row; this is for a database made otherwise)
-        ensure_row(s, QUEUE)
-        s.exec(bump)
-    notify(s, "queue")
+    """The queue changed (a task queued, or one ended and freed room)."""
+    bump(s, QUEUE)
 
 
 class Coord:
