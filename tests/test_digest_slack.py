@@ -95,9 +95,9 @@ async def test_agent_digest_previews_to_the_person_asking(slack, model, tmp_path
 
 async def test_digest_now_from_the_terminal(slack, model, tmp_path):
     env = cli_env(tmp_path, slack, model)
-    code, out, err = await run_cli(env, "digest", "--now", "--channel", "C1")
+    code, out, err = await run_cli(env, "digest", "--now")
     assert code == 0, err
-    assert "no activity" in out and digests(slack, "C1") == []
+    assert "No channel had activity" in out and digests(slack, "C1") == []
     settings = make_settings(tmp_path / "data", slack, model)
     async with Bot(settings, port=0, worker=False) as bot:
         await bot.store.run(recent)
@@ -106,5 +106,3 @@ async def test_digest_now_from_the_terminal(slack, model, tmp_path):
     assert "posted the digest in C1" in out
     [call] = digests(slack, "C1")
     assert "Bumped to 2.0." in str(call.params["blocks"])
-    code, out, _ = await run_cli(env, "digest", "--now")  # every active channel; twice is fine by hand
-    assert code == 0 and "posted the digest in C1" in out

@@ -75,7 +75,7 @@ async def test_slack_429_during_updates_is_honoured(slack, model, bot):
 @pytest.mark.docker
 async def test_ten_concurrent_tasks_cause_no_429(slack, model, tmp_path):
     settings = make_settings(tmp_path / "d", slack, model, SLACKBOT_MAX_TASKS=10, SLACKBOT_MAX_TASKS_PER_USER=10,
-                             SLACKBOT_MAX_TASKS_PER_CHANNEL=10, SLACKBOT_UPDATE_BUDGET_PER_MIN=20)
+                             SLACKBOT_MAX_TASKS_PER_CHANNEL=10, SLACKBOT_UPDATE_BUDGET_PER_MIN=40)
     for i in range(10):
         model.script_for(f"job-{i}", [shell(f"echo start {i}; sleep 1"), shell(f"echo mid {i}; sleep 1"),
                                       shell(f"echo end {i}"), text(f"finished job-{i}")])
@@ -91,7 +91,7 @@ async def test_ten_concurrent_tasks_cause_no_429(slack, model, tmp_path):
             await slack.wait_for(lambda s=status, c=f"C{i % 3}": slack.message(c, s["ts"])["text"].startswith("✅"),
                                  timeout=120)
     assert slack.rate_limited == []
-    assert slack.max_updates_in_window(60) <= 20
+    assert slack.max_updates_in_window(60) <= 40  # the budget, under the fake's 50 a minute
     assert slack.block_errors == []
     # Each status message was edited at most once per 1.5 s (as sent; times here are as received,
     # which a loaded machine delays unevenly by a few hundred milliseconds).

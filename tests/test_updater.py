@@ -38,3 +38,23 @@ async def test_coalesces_spaces_and_sends_finals_first(slack, model, tmp_path):
     finally:
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
+
+
+async def test_a_quarter_of_the_budget_is_kept_for_final_states(slack, model, tmp_path):
+    """Many tasks' progress cannot spend the whole minute: a task that ends shows ✅ at once."""
+    client = web_client(make_settings(tmp_path, slack, model))
+    messages = [(await client.chat_postMessage(channel="C1", text=f"status {i}"))["ts"] for i in range(5)]
+    updater = StatusUpdater(client, per_min=4, min_interval_s=0.1)  # 3 for progress, 1 kept for finals
+    runner = asyncio.create_task(updater.run())
+    try:
+        for i in range(4):
+            updater.submit("C1", messages[i], f"working {i}", [])
+        await slack.wait_for(lambda: slack.count("chat.update") == 3, timeout=5)
+        await asyncio.sleep(0.5)
+        assert slack.count("chat.update") == 3  # the fourth working state waits for the next minute
+        updater.submit("C1", messages[4], "✅ done", [], final=True)
+        await slack.wait_for(lambda: slack.count("chat.update") == 4, timeout=5)
+        assert [c.params["text"] for c in slack.calls if c.method == "chat.update"][-1] == "✅ done"
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)

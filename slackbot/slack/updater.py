@@ -1,7 +1,7 @@
 """Edits of status messages under one workspace-wide budget.
 
 All chat.update calls share `per_min` per rolling minute; one message is edited at most every
-`min_interval_s`; a newer state replaces a pending one (coalescing); final states go first.
+`min_interval_s`; a newer state replaces a pending one (coalescing); final states go first, and a quarter of the budget is theirs alone.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ class StatusUpdater:
     def __init__(self, client: AsyncWebClient, *, per_min: int = 45, min_interval_s: float = 1.5) -> None:
         self.client = client
         self.per_min = max(1, per_min)
+        self.reserve = self.per_min // 4  # for final states only
         self.min_interval_s = min_interval_s
         self._pending: dict[Key, _Edit] = {}
         self._last_sent: dict[Key, float] = {}
@@ -76,7 +77,14 @@ class StatusUpdater:
             if self._last_body.get(key) == (edit.text, repr(edit.blocks)):
                 self._pending.pop(key, None)  # the message shows this already: no call spent
                 continue
-            await self._spend_budget()
+            room = self._room(edit.final)
+            if room > 0:  # wait, and choose again then: a final state may have come meanwhile
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(room):
+                        await self._wake.wait()
+                continue
+            self._sent.append(time.monotonic())
             # Take the newest state of this message right before sending.
             edit = self._pending.pop(key, edit)
             body = (edit.text, repr(edit.blocks))
@@ -103,15 +111,17 @@ class StatusUpdater:
             return None, max(wait, 0.01)
         return min(ready, key=lambda e: (not e.final, e.since)), 0.0
 
-    async def _spend_budget(self) -> None:
-        while True:
-            now = time.monotonic()
-            while self._sent and now - self._sent[0] >= WINDOW_S:
-                self._sent.popleft()
-            if len(self._sent) < self.per_min:
-                self._sent.append(now)
-                return
-            await asyncio.sleep(WINDOW_S - (now - self._sent[0]) + 0.01)
+    def _room(self, final: bool) -> float:
+        """0 when an edit may be sent now, else how long until it may. Edits of working states
+        leave a quarter of the budget to final ones, so a task's ✅ never waits a minute behind
+        other tasks' progress."""
+        now = time.monotonic()
+        while self._sent and now - self._sent[0] >= WINDOW_S:
+            self._sent.popleft()
+        limit = self.per_min if final else max(1, self.per_min - self.reserve)
+        if len(self._sent) < limit:
+            return 0.0
+        return WINDOW_S - (now - self._sent[len(self._sent) - limit]) + 0.01
 
     async def _send(self, edit: _Edit) -> bool:
         try:
