@@ -1,4 +1,4 @@
-"""The `slackbot` command: run, worker, doctor, exec, digest, db, sandbox build."""
+"""The `slackbot` command: run, worker, doctor, exec, digest, db, sandbox build, skills check."""
 
 from __future__ import annotations
 
@@ -66,11 +66,18 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--base", default="debian:bookworm-slim", help="base image (default: a Debian slim image)")
     build.add_argument("--ca-certs", type=Path, default=None, help="folder of extra CA certificates (*.crt)")
     build.add_argument("--tag", default=None, help="image tag (default: SLACKBOT_SANDBOX_IMAGE)")
+    skills = sub.add_parser("skills", help="Agent Skills (SKILL.md folders) tools")
+    skills_sub = skills.add_subparsers(dest="skills_command", required=True)
+    check = skills_sub.add_parser("check", help="check every skill folder in DIR strictly (exit 0 clean, 1 problems)")
+    check.add_argument("dir", type=Path, metavar="DIR")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "skills":  # reads only DIR: no settings needed
+        from .skills_cli import check
+        return check(args.dir)
     try:
         settings = Settings()
     except ValidationError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(f"{len(needing)} tests need Docker and CI is set, but {reason}.")
     for item in needing:
         item.add_marker(pytest.mark.skip(reason=f"needs Docker: {reason}"))
+
+
+@pytest.fixture(autouse=True)
+def _unmount_leftovers(request: pytest.FixtureRequest):
+    """Workspaces of processes a test killed with -9 stay loop-mounted under its temporary folder
+    (the bot unmounts only what it mounted itself): detached after the test, so folders can go."""
+    if "tmp_path" not in request.fixturenames:
+        yield
+        return
+    root = str(request.getfixturevalue("tmp_path"))  # asked for first: torn down after this fixture
+    yield
+    try:
+        with open("/proc/mounts") as mounts:
+            points = [line.split()[1] for line in mounts if line.split()[1].startswith(root + "/")]
+    except OSError:
+        return
+    for point in sorted(points, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True, timeout=30)
 
 
 @pytest.fixture
