@@ -15,6 +15,8 @@ Daylight saving: each local wall-clock time fires at most once a day.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
@@ -72,17 +74,17 @@ def trigger(expression: str, tz: tzinfo | str) -> BaseTrigger:
     return Cron(expression, tz)
 
 
+def fires(trig: BaseTrigger, after: datetime) -> Iterator[datetime]:
+    """The fire times strictly after `after`, earliest first, in the trigger's zone."""
+    now = as_utc(after) + timedelta(microseconds=1)
+    while (nxt := _next(trig, None, now)) is not None:
+        yield nxt
+        now = as_utc(nxt) + timedelta(microseconds=1)
+
+
 def next_fires(trig: BaseTrigger, after: datetime, count: int) -> list[datetime]:
     """The next `count` fire times strictly after `after`, earliest first, in the trigger's zone."""
-    out: list[datetime] = []
-    now = as_utc(after) + timedelta(microseconds=1)
-    while len(out) < count:
-        nxt = _next(trig, None, now)
-        if nxt is None:
-            break
-        out.append(nxt)
-        now = as_utc(nxt) + timedelta(microseconds=1)
-    return out
+    return list(itertools.islice(fires(trig, after), count))
 
 
 def fire_key(dt: datetime) -> str:

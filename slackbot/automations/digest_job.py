@@ -83,7 +83,7 @@ class DigestJob:
     async def post_due(self, now: datetime, at: str, tz: str) -> list[Digest]:
         """The digest of every active channel whose digest is at `at` in `tz`."""
         posted = []
-        for channel in await self.reports.channels_with_activity(now - _DAY, now):
+        for channel in await self.all_channels(now):
             if await self.when(channel) == (at, tz):
                 digest = await self.post(channel, now, once=True)
                 if digest is not None:

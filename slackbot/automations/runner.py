@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from ..runs.outcomes import brief
 from ..store import Automation, AutomationRun, AutomationStore, RepoBinding, RepoStore
 from ..store.automations import RunCap
 from .surface import Surface
@@ -57,9 +58,9 @@ class Runner:
                                            error="" if task_id else "the task could not be started")
         except Exception as exc:
             log.exception("automation %s: run #%s could not start", automation.id, run.number)
-            await self.automations.set_run(run.id, channel=channel, thread_ts=thread_ts, error=str(exc)[:300])
-            await self.surface.say(channel, thread_ts, f"Automation “{automation.name}” run #{run.number} could "
-                                                       f"not start: {str(exc).splitlines()[0][:300] if str(exc) else exc.__class__.__name__}")
+            await self.automations.set_run(run.id, channel=channel, thread_ts=thread_ts, error=brief(exc))
+            await self.surface.say(channel, thread_ts,
+                                   f"Automation “{automation.name}” run #{run.number} could not start: {brief(exc)}")
         return run
 
     async def _repo(self, automation: Automation) -> RepoBinding | None:

@@ -19,7 +19,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from ..store import Automation, AutomationRun, AutomationStore
 from ..store.models import utcnow
-from .cron import CronError, as_utc, fire_key, trigger
+from .cron import CronError, as_utc, fire_key, fires, trigger
 from .runner import Firing, Runner
 
 log = logging.getLogger(__name__)
@@ -41,13 +41,11 @@ def latest_fire(automation: Automation, after: datetime, upto: datetime) -> date
 
 def _last_between(trig: Any, after: datetime, upto: datetime) -> datetime | None:
     last: datetime | None = None
-    now = after + timedelta(seconds=1)  # strictly after `after`
-    while True:
-        nxt = trig.get_next_fire_time(None, now)
-        if nxt is None or as_utc(nxt) > upto or (last is not None and as_utc(nxt) <= as_utc(last)):
-            return last
+    for nxt in fires(trig, after):
+        if as_utc(nxt) > upto:
+            break
         last = nxt
-        now = as_utc(nxt) + timedelta(seconds=1)
+    return last
 
 
 class Scheduler:

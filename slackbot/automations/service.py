@@ -74,7 +74,7 @@ class Automations:
             trigger(automation.cron, ZoneInfo(automation.tz))  # raises CronError
         if automation.trigger == "message":
             compile_pattern(automation.pattern)  # raises PatternError
-            watching = [a for a in await self.store.in_watch(automation.watch_channel)]
+            watching = await self.store.in_watch(automation.watch_channel)
             if len(watching) >= WATCHERS_PER_CHANNEL:
                 raise TooMany(f"<#{automation.watch_channel}> has {len(watching)} automations watching it already, "
                               f"the most there may be; delete one first (`/automation list` in their channels).")

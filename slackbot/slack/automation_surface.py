@@ -24,6 +24,7 @@ LINKS_MAX = 40  # permalinks asked for per digest (one API call each)
 class SlackSurface:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
+        self.digests = DigestPoster(deps.client, deps.renderer.poster)
 
     async def announce_run(self, automation: Automation, number: int) -> str:
         fallback, blocks = notice_blocks(run_headline(automation.name, number))
@@ -44,15 +45,15 @@ class SlackSurface:
         await say(self.deps, channel, thread_ts, text)
 
     async def post_digest(self, digest: Digest, chart: bytes | None) -> None:
-        await DigestPoster(self.deps.client).post_digest(digest, chart)
+        await self.digests.post_digest(digest, chart)
 
 
 class DigestPoster:
     """The digest's message, with thread links, and its chart in the message's thread."""
 
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(self, client: AsyncWebClient, poster: Poster | None = None) -> None:
         self.client = client
-        self.poster = Poster(client)
+        self.poster = poster or Poster(client)  # the front's own, so channel pacing is shared
 
     async def post_digest(self, digest: Digest, chart: bytes | None) -> None:
         from .digest_view import digest_blocks

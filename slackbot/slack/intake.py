@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from ..protocol import TaskRef, TaskStatus
+from ..runs.outcomes import brief
 from ..runs.states import ACTIVE
 from ..runs.task_run import task_ref
 from ..store import RepoBinding
@@ -43,11 +44,9 @@ async def say(deps: Deps, channel: str, thread_ts: str, *parts: str) -> None:
         log.exception("could not tell %s/%s: %s", channel, thread_ts, fallback)
 
 
-def reason(exc: BaseException) -> str:
-    """What went wrong, in one short line: a database error's full text carries the statement and
-    its parameters (someone's prompt and email), which have no place in a channel."""
-    lines = str(exc).strip().splitlines()
-    return (lines[0] if lines else "")[:300] or exc.__class__.__name__
+# What went wrong, in one short line: a database error's full text (its statement and parameters)
+# has no place in a channel.
+reason = brief
 
 
 async def react(deps: Deps, channel: str, ts: str, name: str = "eyes") -> None:

@@ -60,12 +60,6 @@ class AutomationStore:
         return await self.store.run(lambda s: list(s.exec(
             select(Automation).where(Automation.trigger == "message", Automation.watch_channel == channel)).all()))
 
-    async def watching(self, channel: str) -> list[Automation]:
-        """Enabled message automations watching `channel`."""
-        return await self.store.run(lambda s: list(s.exec(
-            select(Automation).where(Automation.trigger == "message", Automation.watch_channel == channel,
-                                     col(Automation.enabled).is_(True))).all()))
-
     async def update(self, automation_id: int, **fields: Any) -> Automation | None:
         def fn(s: Session) -> Automation | None:
             row = s.get(Automation, automation_id)
@@ -156,13 +150,6 @@ class AutomationStore:
             runs = s.exec(select(AutomationRun).where(AutomationRun.automation_id == automation_id)
                           .order_by(col(AutomationRun.id).desc()).limit(limit)).all()
             return [(r, s.get(Task, r.task_id) if r.task_id else None) for r in runs]
-        return await self.store.run(fn)
-
-    async def runs_since(self, automation_id: int, since: datetime, causes: tuple[str, ...]) -> int:
-        def fn(s: Session) -> int:
-            return s.exec(select(func.count()).select_from(AutomationRun).where(
-                AutomationRun.automation_id == automation_id, col(AutomationRun.created_at) >= since,
-                col(AutomationRun.cause).in_(causes))).one()
         return await self.store.run(fn)
 
     async def run_of_task(self, task_id: int) -> tuple[AutomationRun, Automation | None] | None:
