@@ -9,6 +9,9 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+NETWORK_ORDER = ("off", "setup", "on")  # strictest first
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
 
@@ -18,6 +21,18 @@ class Settings(BaseSettings):
     slack_signing_secret: str = Field("", alias="SLACK_SIGNING_SECRET")
     slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
     admins: str = Field("", alias="SLACKBOT_ADMINS", description="Comma-separated Slack user ids.")
+    starters: str = Field("", alias="SLACKBOT_STARTERS", description=(
+        "Who may start tasks: comma-separated user ids (U…) and user group ids (S…); empty: everyone."))
+    task_channels: str = Field("", alias="SLACKBOT_TASK_CHANNELS",
+                               description="Channels where tasks may start (ids); empty: every channel the bot is in.")
+    allow_guests: bool = Field(False, alias="SLACKBOT_ALLOW_GUESTS",
+                               description="Guest accounts may start tasks.")
+    allow_external: bool = Field(False, alias="SLACKBOT_ALLOW_EXTERNAL",
+                                 description="People from other organisations (Slack Connect) may start tasks.")
+    reply_needs_mention: bool = Field(False, alias="SLACKBOT_REPLY_NEEDS_MENTION", description=(
+        "Replies in an agent thread reach the agent only when they mention the bot."))
+    language: str = Field("", alias="SLACKBOT_LANGUAGE",
+                          description="The language the agent answers in; empty: the request's.")
 
     # Model
     openai_api_key: str = Field("", alias="OPENAI_API_KEY")
@@ -31,6 +46,8 @@ class Settings(BaseSettings):
                                            "and of malformed answers, each.")
     model_timeout_s: float = Field(600.0, alias="SLACKBOT_MODEL_TIMEOUT_S",
                                    description="One model call, every retry and wait included.")
+    reasoning_effort: str = Field("", alias="SLACKBOT_REASONING_EFFORT", description=(
+        "minimal, low, medium or high for models that take it; empty: the model's default."))
     context_budget_tokens: int = Field(
         200_000, alias="SLACKBOT_CONTEXT_BUDGET_TOKENS",
         description="History above this (estimated) is compacted: first and latest turns kept, middle summarised.")
@@ -56,6 +73,11 @@ class Settings(BaseSettings):
                                 description="The Docker network the egress proxy reaches the outside through.")
     egress_image: str = Field("", alias="SLACKBOT_EGRESS_IMAGE", description="Empty: the sandbox image.")
 
+    network_limit: str = Field("on", alias="SLACKBOT_NETWORK", description=(
+        "The most network a task gets: off, setup or on; a repository's own network= applies below it."))
+    secrets_key: str = Field("", alias="SLACKBOT_SECRETS_KEY",
+                             description="Fernet key that encrypts repository secrets (setup only).")
+
     # Workspaces and results
     workspace_quota: str = Field("10g", alias="SLACKBOT_WORKSPACE_QUOTA", description="Disk per workspace.")
     workspace_quota_mode: str = Field("auto", alias="SLACKBOT_WORKSPACE_QUOTA_MODE", description=(
@@ -73,6 +95,15 @@ class Settings(BaseSettings):
     command_timeout_s: float = Field(300.0, alias="SLACKBOT_COMMAND_TIMEOUT_S")
     output_limit_chars: int = Field(10_000, alias="SLACKBOT_OUTPUT_LIMIT_CHARS",
                                     description="Command output given to the model; head and tail kept.")
+
+    auto_push: str = Field("repository", alias="SLACKBOT_AUTO_PUSH", description=(
+        "repository (each repository's auto_push), on or off."))
+    plan_mode: bool = Field(False, alias="SLACKBOT_PLAN_MODE",
+                            description="Tasks post a plan for approval before they edit.")
+    skills_dir: Path | None = Field(None, alias="SLACKBOT_SKILLS_DIR",
+                                    description="An admin folder of skills (SKILL.md folders).")
+    retention_days: int = Field(0, alias="SLACKBOT_RETENTION_DAYS", ge=0, description=(
+        "Days task transcripts are kept; older events are deleted, threads keep their summary. 0: forever."))
 
     # Concurrency
     max_tasks: int = Field(8, alias="SLACKBOT_MAX_TASKS")
@@ -93,6 +124,8 @@ class Settings(BaseSettings):
     timezone: str = Field("UTC", alias="SLACKBOT_TIMEZONE",
                           description="The digest's time zone, and schedules' when the creator's is unknown.")
     digest_time: str = Field("17:00", alias="SLACKBOT_DIGEST_TIME", description="HH:MM; empty turns the digest off.")
+    digest_channel: str = Field("", alias="SLACKBOT_DIGEST_CHANNEL",
+                                description="Where a channel's digest goes (a channel id); empty: that channel.")
     prices: str = Field("", alias="SLACKBOT_PRICES", description=(
         "Per model, US dollars per million tokens: input/cached input/output, e.g. "
         "`gpt-5.5=1.25/0.125/10,small=0.25/0.025/2`. Unknown models cost \"—\"."))
@@ -112,6 +145,27 @@ class Settings(BaseSettings):
     def _check_api(cls, value: str) -> str:
         if value not in ("chat", "responses"):
             raise ValueError("SLACKBOT_MODEL_API must be 'chat' or 'responses'")
+        return value
+
+    @field_validator("reasoning_effort")
+    @classmethod
+    def _check_effort(cls, value: str) -> str:
+        if value not in ("", "minimal", "low", "medium", "high"):
+            raise ValueError("SLACKBOT_REASONING_EFFORT must be minimal, low, medium, high or empty")
+        return value
+
+    @field_validator("network_limit")
+    @classmethod
+    def _check_network(cls, value: str) -> str:
+        if value not in NETWORK_ORDER:
+            raise ValueError("SLACKBOT_NETWORK must be off, setup or on")
+        return value
+
+    @field_validator("auto_push")
+    @classmethod
+    def _check_auto_push(cls, value: str) -> str:
+        if value not in ("repository", "on", "off"):
+            raise ValueError("SLACKBOT_AUTO_PUSH must be repository, on or off")
         return value
 
     @field_validator("automation_catch_up")
@@ -167,6 +221,14 @@ class Settings(BaseSettings):
         return tuple(dict.fromkeys([self.model, *listed]))
 
     @property
+    def starter_ids(self) -> frozenset[str]:
+        return frozenset(a.strip() for a in self.starters.split(",") if a.strip())
+
+    @property
+    def task_channel_ids(self) -> frozenset[str]:
+        return frozenset(a.strip() for a in self.task_channels.split(",") if a.strip())
+
+    @property
     def admin_ids(self) -> frozenset[str]:
         return frozenset(a.strip() for a in self.admins.split(",") if a.strip())
 
@@ -194,7 +256,7 @@ class Settings(BaseSettings):
     def secrets(self) -> list[str]:
         """Values that must never appear in logs, Slack or the sandbox."""
         return [s for s in (self.slack_bot_token, self.slack_app_token, self.slack_signing_secret,
-                            self.openai_api_key, self.github_token) if s]
+                            self.openai_api_key, self.github_token, self.secrets_key) if s]
 
 
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}

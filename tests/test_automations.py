@@ -242,13 +242,15 @@ async def test_saved_settings_channel_beats_workspace_beats_environment(procs):
     env = Settings(SLACKBOT_MAX_STEPS=50, SLACKBOT_MODEL="env-model")
     assert await task_settings(a.store, env, "C1") is env  # nothing saved: the environment as it is
     await saved.save("max_steps", 20, by="U9")
-    await saved.save("max_steps", 5, scope="C1", by="U9")
-    await saved.save("model", "", scope="C1")  # unusable values are ignored, not applied
-    await saved.save("task_timeout_s", "soon", scope="C1")
+    await saved.save("max_steps", 5, scope="C1", by="U9")  # a workspace-only setting: a channel's is ignored
+    await saved.save("model", "ws-model")
+    await saved.save("model", "c1-model", scope="C1")
+    await saved.save("language", "", scope="C2")
+    await saved.save("task_timeout_s", "soon")  # unusable values are ignored, not applied
     c1, c2 = await task_settings(a.store, env, "C1"), await task_settings(a.store, env, "C2")
-    assert (c1.max_steps, c1.model, c1.task_timeout_s) == (5, "env-model", env.task_timeout_s)
-    assert c2.max_steps == 20
+    assert (c1.max_steps, c1.model, c1.task_timeout_s) == (20, "c1-model", env.task_timeout_s)
+    assert (c2.max_steps, c2.model) == (20, "ws-model")
     b = await procs()  # another process reads the same values at its next task
-    assert (await task_settings(b.store, env, "C1")).max_steps == 5
-    await saved.save("max_steps", None, scope="C1")  # removed: the workspace's value again
-    assert (await task_settings(b.store, env, "C1")).max_steps == 20
+    assert (await task_settings(b.store, env, "C1")).model == "c1-model"
+    await saved.save("model", None, scope="C1")  # removed: the workspace's value again
+    assert (await task_settings(b.store, env, "C1")).model == "ws-model"

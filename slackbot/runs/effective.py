@@ -1,6 +1,6 @@
-"""The settings one task runs with: the environment's, overlaid with what admins saved for the
-workspace and then for the task's channel (read when the task starts, so a change made in any
-process applies to the next task)."""
+"""The settings in force for one channel: the environment's, overlaid with what admins saved for the
+workspace and then for the channel. Read from the database at each use (a task's start, a mention),
+so a change saved in any process applies at once everywhere."""
 
 from __future__ import annotations
 
@@ -8,32 +8,91 @@ import logging
 import math
 from typing import Any
 
-from ..settings import Settings
+from pydantic import ValidationError
+
+from ..settings import Settings, parse_size
 from ..store import SavedSettings, Store
+from .setting_fields import BY_KEY, LEGACY
 
 log = logging.getLogger(__name__)
-# Saved keys a task honours: the type each must have, and its largest value (a string's length).
-PER_TASK: dict[str, tuple[type, float]] = {
-    "model": (str, 200), "max_steps": (int, 1000), "task_timeout_s": (float, 7 * 86400.0),
-    "command_timeout_s": (float, 86400.0)}
+# Numbers an admin may save, and their bounds: a typo must not give a task a year or a terabyte.
+BOUNDS: dict[str, tuple[float, float]] = {
+    "max_steps": (1, 1000), "task_timeout_s": (60, 7 * 86400), "command_timeout_s": (1, 86400),
+    "sandbox_cpus": (0.1, 256), "retention_days": (0, 36500)}
+MEMORY = (64 << 20, 1 << 40)
+MAX_TEXT = 2000
 
 
-async def task_settings(store: Store, settings: Settings, channel: str) -> Settings:
-    saved = await SavedSettings(store).values(channel)
+class SettingInvalid(ValueError):
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def check(settings: Settings, key: str, value: Any) -> Any:
+    """`value` as `key` holds it once validated (as its environment variable would be), or SettingInvalid."""
+    if key not in BY_KEY and key not in LEGACY:
+        raise SettingInvalid(key, f"`{key}` is not a setting")
+    if isinstance(value, str):
+        value = value.strip()
+        if len(value) > MAX_TEXT:
+            raise SettingInvalid(key, f"At most {MAX_TEXT} characters.")
+    copy = settings.model_copy()
+    try:
+        Settings.__pydantic_validator__.validate_assignment(copy, key, value)
+    except ValidationError as exc:
+        raise SettingInvalid(key, _message(exc)) from None
+    checked = getattr(copy, key)
+    if key in BOUNDS:
+        low, high = BOUNDS[key]
+        if isinstance(checked, bool) or not math.isfinite(checked) or not low <= checked <= high:
+            raise SettingInvalid(key, f"Must be between {low:g} and {high:g}.")
+    if key == "sandbox_memory":
+        size = parse_size(checked)
+        if not MEMORY[0] <= size <= MEMORY[1]:
+            raise SettingInvalid(key, "Must be between 64m and 1t.")
+    if key == "model" and not checked:
+        raise SettingInvalid(key, "A default model is needed.")
+    return checked
+
+
+def overlay(settings: Settings, workspace: dict[str, Any], channel: dict[str, Any]) -> Settings:
+    """`settings` with the saved values that pass `check`; a channel's only for keys a channel may set."""
     update: dict[str, Any] = {}
-    for key, (kind, most) in PER_TASK.items():
-        if key not in saved:
-            continue
-        value = saved[key]
-        if not _fits(value, kind, most):
-            log.warning("ignoring the saved setting %s=%r (not a %s up to %g)", key, value, kind.__name__, most)
-            continue
-        update[key] = kind(value)
+    for scope, saved in (("workspace", workspace), ("channel", channel)):
+        for key, value in saved.items():
+            field = BY_KEY.get(key)
+            if field is None and key not in LEGACY:
+                continue
+            if scope == "channel" and (field is None or field.scope != "channel"):
+                continue
+            try:
+                update[key] = check(settings, key, value)
+            except SettingInvalid as exc:
+                log.warning("ignoring the saved setting %s=%r: %s", key, value, exc)
+    if "admins" in update:  # the environment's admins stay admins
+        update["admins"] = ",".join(dict.fromkeys([*settings.admin_ids, *_ids(update["admins"])]))
     return settings.model_copy(update=update) if update else settings
 
 
-def _fits(value: Any, kind: type, most: float) -> bool:
-    if kind is str:
-        return isinstance(value, str) and bool(value.strip()) and len(value) <= most
-    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            and 0 < value <= most and (kind is float or isinstance(value, int)))
+async def effective(store: Store, settings: Settings, channel: str = "") -> Settings:
+    workspace, own = await SavedSettings(store).scoped(channel)
+    return overlay(settings, workspace, own)
+
+
+# A task's settings are the channel's effective settings (kept for the callers of issue 7).
+task_settings = effective
+
+
+def shown(settings: Settings) -> dict[str, Any]:
+    """The saved-able settings as a task ran with them, for its transcript (no secrets among them)."""
+    return {key: getattr(settings, key) for key in BY_KEY}
+
+
+def _ids(text: str) -> list[str]:
+    return [a.strip() for a in str(text).split(",") if a.strip()]
+
+
+def _message(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    return str(error.get("msg", "invalid")).removeprefix("Value error, ")

@@ -34,14 +34,19 @@ class SavedSettings:
 
     async def values(self, channel: str = "") -> dict[str, Any]:
         """Workspace values, overlaid with the channel's."""
+        workspace, own = await self.scoped(channel)
+        return {**workspace, **own}
+
+    async def scoped(self, channel: str = "") -> tuple[dict[str, Any], dict[str, Any]]:
+        """The workspace's values and the channel's, apart."""
         def fn(s: Session) -> list[SettingRow]:
             scopes = [WORKSPACE] + ([channel] if channel else [])
             return list(s.exec(select(SettingRow).where(col(SettingRow.scope).in_(scopes))).all())
-        rows = await self.store.run(fn)
-        merged: dict[str, Any] = {}
-        for row in sorted(rows, key=lambda r: r.scope != WORKSPACE):  # the channel's last: it wins
-            merged[row.key] = json.loads(row.value)
-        return merged
+        workspace: dict[str, Any] = {}
+        own: dict[str, Any] = {}
+        for row in await self.store.run(fn):
+            (workspace if row.scope == WORKSPACE else own)[row.key] = json.loads(row.value)
+        return workspace, own
 
     async def channels_with(self, key: str) -> dict[str, Any]:
         """Channels that override `key`, with their values."""

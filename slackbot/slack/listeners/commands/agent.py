@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import shlex
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from ....store.models import utcnow
 from ...deps import Deps
@@ -34,8 +34,10 @@ HELP = """*slackbot* — a coding agent in your channel.
 def handler(deps: Deps):
     async def agent(ack, command: dict[str, Any], respond) -> None:
         await ack()
-        if (command.get("text") or "").strip().lower() == "digest":
-            await preview_digest(deps, command, respond)
+        words = (command.get("text") or "").split()
+        own = OWN_REPLY.get(words[0].lower() if words else "")
+        if own is not None:
+            await own(deps, command, respond)
             return
         try:
             text = await answer(deps, command)
@@ -94,3 +96,7 @@ async def preview_digest(deps: Deps, command: dict[str, Any], respond: Any) -> N
     except Exception as exc:  # never silent
         log.exception("/agent digest failed")
         await respond(f"Sorry, the digest preview did not work: {escape(reason(exc))}")
+
+
+# Verbs that answer on their own (a modal, blocks) rather than with one text.
+OWN_REPLY: dict[str, Callable[[Deps, dict[str, Any], Any], Awaitable[None]]] = {"digest": preview_digest}
