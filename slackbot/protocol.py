@@ -172,6 +172,14 @@ class TaskProgress:
 
 
 @dataclass(frozen=True)
+class TaskSettings:
+    """The settings a task runs with (environment and saved values), for its transcript."""
+
+    values: tuple[tuple[str, str], ...]
+    type: str = "task.settings"
+
+
+@dataclass(frozen=True)
 class FileStat:
     path: str
     added: int
@@ -211,14 +219,14 @@ class TaskFinished:
 
 Event = Union[
     ThreadStarted, TurnStarted, ItemStarted, ItemCompleted, TurnCompleted, TurnFailed, TaskQueued, TaskProgress,
-    TaskFinished,
+    TaskSettings, TaskFinished,
 ]
 
 _ITEMS = {c.__dataclass_fields__["type"].default: c
           for c in (AgentMessage, CommandExecution, FileChange, TodoList, ErrorItem, UserMessage)}
 _EVENTS = {c.__dataclass_fields__["type"].default: c
            for c in (ThreadStarted, TurnStarted, ItemStarted, ItemCompleted, TurnCompleted, TurnFailed,
-                     TaskQueued, TaskProgress, TaskFinished)}
+                     TaskQueued, TaskProgress, TaskSettings, TaskFinished)}
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
@@ -241,6 +249,8 @@ def event_from_dict(data: dict[str, Any]) -> Event:
         kwargs["item"] = _item_from_dict(kwargs["item"])
     if "usage" in kwargs:
         kwargs["usage"] = Usage(**kwargs["usage"])
+    if cls is TaskSettings:
+        kwargs["values"] = tuple((str(k), str(v)) for k, v in kwargs.get("values", ()))
     if cls is TaskFinished:
         kwargs["status"] = TaskStatus(kwargs["status"])
         kwargs["files"] = tuple(FileStat(**f) for f in kwargs.get("files", ()))
@@ -339,7 +349,8 @@ class SandboxProvider(Protocol):
     worker: str
 
     async def start(self, *, task_id: int, mounts: tuple[Mount, ...], network: str = "",
-                    env: dict[str, str] | None = None) -> Sandbox: ...
+                    env: dict[str, str] | None = None, cpus: float | None = None,
+                    memory: str | None = None) -> Sandbox: ...
 
     async def run_step(self, step: Step) -> StepResult: ...
 

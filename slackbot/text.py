@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .protocol import (
     AgentMessage, CommandExecution, ErrorItem, Event, FileChange, Item, ItemCompleted, ItemStarted, TaskFinished,
-    TaskProgress, TodoList, UserMessage,
+    TaskProgress, TaskSettings, TodoList, UserMessage,
 )
 
 
@@ -21,6 +21,8 @@ def render_event(event: Event) -> str:
         return _item(event.item)
     if isinstance(event, TaskProgress):
         return f"[{event.text}]"
+    if isinstance(event, TaskSettings):
+        return _section("settings", "\n".join(f"{k} = {v}" for k, v in event.values))
     if isinstance(event, TaskFinished):
         return _finished(event)
     return ""

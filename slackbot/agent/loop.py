@@ -13,14 +13,15 @@ from typing import Any, Awaitable, Callable, Literal
 
 from ..protocol import (
     AgentMessage, CommandExecution, ErrorItem, Event, ItemCompleted, ItemStarted, Sandbox, Steer,
-    TodoList, TurnCompleted, TurnFailed, TurnStarted, Usage, UserMessage,
+    TaskProgress, TodoList, TurnCompleted, TurnFailed, TurnStarted, Usage, UserMessage,
 )
 from .model import Model, ModelError, ModelReply, ToolCall
-from .tools import AUTOMATION_TOOLS, TOOLS, plan_entries, shell_result
+from .tools import AUTOMATION_TOOLS, TOOLS, load_skill, plan_entries, shell_result
 
 Emit = Callable[[Event], Awaitable[None]]
 Inbox = Callable[[], Awaitable[list[Steer]]]
 Recorder = Callable[[dict[str, Any]], Awaitable[None]]
+SkillBody = Callable[[str], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -68,10 +69,16 @@ async def _no_record(_message: dict[str, Any]) -> None:
 class Agent:
     def __init__(self, model: Model, sandbox: Sandbox, limits: AgentLimits, *,
                  inbox: Inbox = _no_inbox, record: Recorder = _no_record, requester: str = "",
-                 automation: bool = False) -> None:
-        """`automation`: the run may end with the `report` tool (and say it found nothing)."""
+                 automation: bool = False, skills: tuple[str, ...] = (),
+                 skill_body: SkillBody | None = None) -> None:
+        """`automation`: the run may end with the `report` tool (and say it found nothing).
+        `skills`: names the `load_skill` tool offers, their instructions from `skill_body`."""
         self.model = model
-        self.tools = AUTOMATION_TOOLS if automation else TOOLS
+        self.automation = automation
+        self.tools = list(AUTOMATION_TOOLS if automation else TOOLS)
+        self.skill_body = skill_body
+        if skills and skill_body is not None:
+            self.tools.append(load_skill(skills))
         self.sandbox = sandbox
         self.limits = limits
         self.inbox = inbox
@@ -154,7 +161,7 @@ class Agent:
         except (ValueError, RecursionError) as exc:  # the model's text: any shape, any depth
             await self._tool_result(messages, call, f"error: could not parse the arguments: {exc}")
             return None
-        if call.name == "report" and self.tools is AUTOMATION_TOOLS:
+        if call.name == "report" and self.automation:
             message, nothing = args.get("message"), args.get("nothing_to_report")
             if not isinstance(message, str) or not isinstance(nothing, bool):
                 await self._tool_result(messages, call, "error: `message` must be a string and "
@@ -164,6 +171,14 @@ class Agent:
             return message, nothing
         if call.name == "shell":
             await self._shell(messages, call, args, emit)
+        elif call.name == "load_skill" and self.skill_body is not None:
+            name = args.get("name")
+            body = self.skill_body(name) if isinstance(name, str) else None
+            if body is None:
+                await self._tool_result(messages, call, f"error: no skill named {str(name)[:80]!r} here")
+                return None
+            await emit(TaskProgress(f"Using the skill `{name}`"))
+            await self._tool_result(messages, call, body)
         elif call.name == "update_plan":
             try:
                 items = plan_entries(args)

@@ -70,6 +70,23 @@ TOOLS = [SHELL, UPDATE_PLAN]
 AUTOMATION_TOOLS = [SHELL, UPDATE_PLAN, REPORT]
 
 
+def load_skill(names: tuple[str, ...]) -> dict:
+    """Offered when the task has skills: the catalogue in the system prompt names them."""
+    return {
+        "type": "function",
+        "function": {
+            "name": "load_skill",
+            "description": ("Load a skill's instructions (its SKILL.md body) before you follow it. Its files "
+                            "are read-only in /skills/<name>/."),
+            "parameters": {
+                "type": "object",
+                "properties": {"name": {"type": "string", "enum": list(names)}},
+                "required": ["name"],
+            },
+        },
+    }
+
+
 def truncate(text: str, limit: int) -> str:
     """Keeps the head and the tail: errors tend to sit at the end, context at the start."""
     if len(text) <= limit:

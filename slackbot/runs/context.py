@@ -22,9 +22,10 @@ def estimate_tokens(message: dict[str, Any]) -> int:
 
 async def build_messages(
         store: Store, model: Model, task: Task, thread: AgentThread, *, budget: int, instructions: str = "",
-        on_summary: Callable[[], Awaitable[None]] | None = None) -> tuple[list[dict[str, Any]], Usage]:
+        attached: str = "", on_summary: Callable[[], Awaitable[None]] | None = None) -> tuple[list[dict[str, Any]], Usage]:
     assert task.id is not None and thread.id is not None  # both read from the store
-    request = {"role": "user", "content": task.prompt}
+    # `attached`: what the request brings along (the skills it names), kept with it in the history.
+    request = {"role": "user", "content": f"{task.prompt}\n\n{attached}" if attached else task.prompt}
     await store.add_history(thread.id, task.id, request, estimate_tokens(request))
     rows = [Row(r.id, json.loads(r.data), r.tokens) for r in await store.history(thread.id) if r.id is not None]
     system = {"role": "system", "content": system_prompt(instructions)}

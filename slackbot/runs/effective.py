@@ -96,3 +96,19 @@ def _ids(text: str) -> list[str]:
 def _message(exc: ValidationError) -> str:
     error = exc.errors()[0]
     return str(error.get("msg", "invalid")).removeprefix("Value error, ")
+
+
+def network_policy(repository: str, settings: Settings) -> str:
+    """The stricter of a repository's network= and the channel's limit."""
+    order = ("off", "setup", "on")
+    wanted = repository if repository in order else "off"
+    return min(wanted, settings.network_limit, key=order.index)
+
+
+def pushes(settings: Settings, repository_auto_push: bool) -> bool:
+    """Whether a finished task pushes (and opens a PR) by itself."""
+    return repository_auto_push if settings.auto_push == "repository" else settings.auto_push == "on"
+
+
+def extra_instructions(settings: Settings) -> str:
+    return f"Answer in {settings.language}." if settings.language else ""

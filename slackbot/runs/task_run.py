@@ -14,7 +14,8 @@ from ..agent.loop import AgentResult
 from ..agent.loop import steer_message
 from ..protocol import (
     CommandExecution, Event, FileChange, FileChangeEntry, ItemCompleted, ItemStarted, LeftOut, SandboxProvider,
-    Steer, StepResult, TaskFinished, TaskProgress, TaskRef, TaskStatus, ThreadStarted, TurnCompleted, TurnFailed,
+    Steer, StepResult, TaskFinished, TaskProgress, TaskRef, TaskSettings, TaskStatus, ThreadStarted, TurnCompleted,
+    TurnFailed,
     TurnStarted, Usage, UserMessage,
 )
 from ..repos import GitRunner, RepoError, Results
@@ -24,8 +25,10 @@ from ..store import AgentThread, Repository, Store, Task
 from ..store.models import utcnow
 from .automation_run import automation_fields, nothing_to_report
 from .bus import EventBus
+from .disk_watch import watch_disk
 from .commits import commit_message, trailers
-from .effective import task_settings
+from .effective import extra_instructions, network_policy, pushes, shown, task_settings
+from .skill_set import TaskSkills, release, task_skills
 from .context import build_messages, estimate_tokens
 from .outcomes import PushCode, PushResult, brief
 from .repo_ops import RepoOps
@@ -33,8 +36,6 @@ from .states import move
 from .workspace import Outcome, Prepared, SetupFailed, WorkspaceSteps, needs_setup
 
 log = logging.getLogger(__name__)
-DISK_CHECK_S = 3.0
-DISK_FAILURES = 3  # measurements failing in a row count as over the quota
 EXPECTED = (SetupFailed, RepoError, SandboxError, DiskError)
 S = TaskStatus
 
@@ -74,6 +75,7 @@ class TaskRun:
         self.prepared: Prepared | None = None
         self.network = ""
         self.repo: Repository | None = None
+        self.skills = TaskSkills()
         self.halted = ""  # why the bot itself stopped the task (its disk quota, the host's disk)
         self.stop_by = ""  # who pressed Stop
         self.dropped = False  # another process took this task over (this one was presumed dead)
@@ -94,11 +96,12 @@ class TaskRun:
         self._main = asyncio.current_task()
         try:
             await self.emit(ThreadStarted(str(self.thread.id)))
+            await self.emit(TaskSettings(tuple((k, str(v)) for k, v in shown(s).items())))
             async with deadline:
                 await self._prepare()
                 assert self.prepared is not None
                 if not self.prepared.disk.enforced:
-                    watcher = asyncio.create_task(self._watch_disk(), name=f"disk-{task.id}")
+                    watcher = asyncio.create_task(watch_disk(self), name=f"disk-{task.id}")
                 assert self.agent is not None
                 messages, usage = await self._messages()
                 # The turn's end (turn.completed / failed) is held back until the changes are
@@ -161,7 +164,12 @@ class TaskRun:
         if clone is not None and (needs_setup(self.thread, self.repo) or self.repo and self.repo.network == "on"):
             self.thread, clone = await clone, None
         self.ref = task_ref(task, self.thread)
-        policy = self.repo.network if self.repo else "off"
+        policy = network_policy(self.repo.network if self.repo else "off", s)
+        # Only a repository an admin linked brings its own skills, read at the task's base commit.
+        linked = self.repo is not None and self.thread.repo_id is not None
+        self.skills = await task_skills(
+            ctx.git, s, task_id=self.ref.task_id, mirror=self.prepared.repo if linked else None,
+            sha=self.thread.latest_base_sha or self.thread.base_sha or self.prepared.parent)
         env: dict[str, str] = {}
         if policy == "on" or (policy == "setup" and needs_setup(self.thread, self.repo)):
             await self.emit(TaskProgress("Opening the task's network"))
@@ -181,7 +189,8 @@ class TaskRun:
             # Stored history is a transcript too: redacted like every event.
             record=lambda m: ctx.store.add_history(thread_id, task_id, ctx.bus.redactor.value(m),
                                                    estimate_tokens(m)),
-            requester=task.requester, automation=task.automation_id is not None)
+            requester=task.requester, automation=task.automation_id is not None,
+            skills=tuple(k.name for k in self.skills.catalog.skills), skill_body=self.skills.body)
 
     async def _start_sandbox(self, clone: Awaitable[AgentThread] | None, env: dict[str, str]) -> None:
         """The agent's container; a first checkout is made meanwhile (the container waits idle for it)."""
@@ -189,8 +198,10 @@ class TaskRun:
         prepared = self.prepared
 
         async def start() -> None:
-            self.sandbox = await self.ctx.sandboxes.start(task_id=self.ref.task_id, mounts=prepared.mounts,
-                                                          network=self.network, env=env)
+            s = self.settings
+            self.sandbox = await self.ctx.sandboxes.start(
+                task_id=self.ref.task_id, mounts=prepared.mounts + self.skills.mounts, network=self.network,
+                env=env, cpus=s.sandbox_cpus, memory=s.sandbox_memory)
         if clone is None:
             await start()
             return
@@ -225,9 +236,11 @@ class TaskRun:
             await self.agent.record(steer_message(steer, self.task.requester))
             await self.emit(ItemCompleted(UserMessage(f"task_{self.task.id}_inbox_{steer.ts}", steer.text,
                                                       steer.user)))
+        instructions = "\n\n".join(t for t in (self.prepared.instructions, self.skills.prompt_text(),
+                                                extra_instructions(s)) if t)
         messages, usage = await build_messages(
             self.ctx.store, self.agent.model, self.task, self.thread, budget=s.context_budget_tokens,
-            instructions=self.prepared.instructions,
+            instructions=instructions, attached=self.skills.for_request(self.task.prompt),
             on_summary=lambda: self.emit(TaskProgress("Summarising earlier history")))
         return messages, usage
 
@@ -248,24 +261,6 @@ class TaskRun:
         if self._main is not None and not self.dropped:
             self.dropped = True
             self._main.cancel()
-
-    async def _watch_disk(self) -> None:
-        """Without a filesystem quota (not root), the workspace is measured and the task stopped past it."""
-        quota = self.ctx.settings.size("workspace_quota")
-        failures = 0
-        while True:
-            await asyncio.sleep(DISK_CHECK_S)
-            try:
-                used, failures = await self.sandbox.disk_usage(), 0
-            except Exception as exc:
-                # The agent can make measuring fail (or slow); that must not switch the quota off.
-                failures += 1
-                log.warning("task %s: could not measure the workspace: %s", self.task.id, exc)
-                used = quota + 1 if failures >= DISK_FAILURES else 0
-            if used > quota:
-                self.halt(f"The workspace went over its disk quota ({self.ctx.settings.workspace_quota}, "
-                          "SLACKBOT_WORKSPACE_QUOTA), so the task was stopped.")
-                return
 
     async def _finish(self, status: TaskStatus, error: str) -> None:
         await self._release_containers()
@@ -290,6 +285,8 @@ class TaskRun:
         if self.prepared is not None:
             with contextlib.suppress(Exception):
                 await ctx.disks.detach(self.ref.thread_id)
+        if self.skills.folder is not None:
+            await ctx.git.run(release, self.settings, self.ref.task_id)
         if outcome.patch:
             await ctx.store.set_patch(self.ref.task_id, outcome.patch)
         return status, error, outcome
@@ -353,7 +350,7 @@ class TaskRun:
         await ctx.store.update_task(self.ref.task_id, announced=True)
 
     async def _auto_push(self, status: TaskStatus, outcome: Outcome, answer: str) -> PushResult | None:
-        if not (status == S.DONE and outcome.files and self.repo and self.repo.auto_push):
+        if not (status == S.DONE and outcome.files and self.repo and pushes(self.settings, self.repo.auto_push)):
             return None
         if self.task.requester != self.thread.requester:  # only the thread's first requester (or an admin) pushes
             return PushResult(PushCode.NOT_REQUESTER, branch=self.thread.branch, task_id=self.ref.task_id)

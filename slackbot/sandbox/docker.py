@@ -116,8 +116,9 @@ class DockerSandboxes:
         return {LABEL_MANAGED: "1", LABEL_INSTANCE: self.instance, LABEL_TASK: str(task_id), LABEL_ROLE: role,
                 LABEL_WORKER: self.worker}
 
-    def host_config(self, mounts: tuple[Mount, ...], network: str, *, memory: str | None = None) -> dict[str, Any]:
-        """The confinement every task container shares; only mounts and network differ."""
+    def host_config(self, mounts: tuple[Mount, ...], network: str, *, memory: str | None = None,
+                    cpus: float | None = None) -> dict[str, Any]:
+        """The confinement every task container shares; mounts, network and the task's limits differ."""
         s = self.settings
         memory = memory or s.sandbox_memory
         return {
@@ -131,7 +132,7 @@ class DockerSandboxes:
             "network_mode": network or "none",
             "mem_limit": memory,
             "memswap_limit": memory,  # no swap beyond the memory limit
-            "nano_cpus": int(s.sandbox_cpus * 1e9),
+            "nano_cpus": int((cpus or s.sandbox_cpus) * 1e9),
             "pids_limit": s.sandbox_pids,
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges"],
@@ -163,8 +164,10 @@ class DockerSandboxes:
         return await self.call("inspect the sandbox image", read)
 
     async def start(self, *, task_id: int, mounts: tuple[Mount, ...], network: str = "",
-                    env: dict[str, str] | None = None) -> DockerSandbox:
-        """The agent's container: started idle; commands arrive by `exec`."""
+                    env: dict[str, str] | None = None, cpus: float | None = None,
+                    memory: str | None = None) -> DockerSandbox:
+        """The agent's container: started idle; commands arrive by `exec`. `cpus` and `memory`: the
+        task's limits, when an admin saved others than the environment's."""
         env = dict(env or {})
         leaked = [k for k, v in env.items() if v and v in self.settings.secrets()]
         if leaked:
@@ -179,7 +182,7 @@ class DockerSandboxes:
                 self.settings.sandbox_image, command=["sleep", "infinity"], name=name, hostname="sandbox",
                 labels=self.labels(task_id, "agent"), user=SANDBOX_USER, working_dir=WORKDIR,
                 environment={**BASE_ENV, **env},
-                host_config=api.create_host_config(**self.host_config(mounts, network)))
+                host_config=api.create_host_config(**self.host_config(mounts, network, memory=memory, cpus=cpus)))
             try:
                 api.start(container["Id"])
             except Exception:

@@ -1,0 +1,152 @@
+"""The skills one task can use, and the folder the sandbox reads them from.
+
+Sources, highest first: the task repository's own (only a repository an admin linked, read from the
+host repository at the task's base commit), the admin folder (SLACKBOT_SKILLS_DIR), the built-in
+`skills/`. The winners are copied into a folder of the data directory (the engine resolves mount
+sources on the host, and the data directory is at the same path there) that the agent's container
+mounts read-only at /skills.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..agent.skill_catalog import Catalog, catalog_text, merge
+from ..agent.skills import Problem, Skill, load_dir, mentioned
+from ..protocol import Mount
+from ..repos import GitRunner
+from ..repos.skill_files import export_skills
+from ..settings import Settings
+
+log = logging.getLogger(__name__)
+TARGET = "/skills"  # where the sandbox sees them
+BODY_CAP = 32 * 1024  # a skill's instructions as given to the model (as AGENTS.md)
+STALE_S = 8 * 86400  # a crashed process's task folders go after this (longer than the longest task)
+
+
+def builtin_dir() -> Path:
+    """The bot's own skills: the source tree's `skills/`, or where the image installed them."""
+    source = Path(__file__).resolve().parents[2] / "skills"
+    return source if source.is_dir() else Path(sys.prefix) / "share" / "slackbot" / "skills"
+
+
+@dataclass
+class TaskSkills:
+    catalog: Catalog = field(default_factory=Catalog)
+    folder: Path | None = None  # the host folder mounted at TARGET
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def mounts(self) -> tuple[Mount, ...]:
+        return (Mount(str(self.folder), TARGET, read_only=True),) if self.folder and self.catalog.skills else ()
+
+    def prompt_text(self) -> str:
+        """The catalogue for the system prompt ("" without skills)."""
+        text, _ = catalog_text(self.catalog)
+        if not text:
+            return ""
+        return (f"## Skills\n{text}\nA skill's files (scripts, references) are read-only in {TARGET}/<name>/; "
+                "load a skill before you follow it.")
+
+    def body(self, name: str) -> str | None:
+        """A skill's instructions as the model gets them, or None when there is no such skill."""
+        skill = self.catalog.get(name)
+        if skill is None:
+            return None
+        body = skill.body.strip()
+        cut = f"\n[the skill's instructions were cut at {BODY_CAP // 1024} KiB]" if len(body) > BODY_CAP else ""
+        return (f"<skill name=\"{skill.name}\" source=\"{skill.source}\" folder=\"{TARGET}/{skill.name}\">\n"
+                f"{body[:BODY_CAP]}{cut}\n</skill>")
+
+    def for_request(self, prompt: str) -> str:
+        """The bodies of the skills a request names as `$name`, to append to it ("" when none)."""
+        parts, unknown = [], []
+        for name in mentioned(prompt):
+            body = self.body(name)
+            if body is None:
+                unknown.append(name)
+            else:
+                parts.append(f"The request names the skill `{name}`; follow it:\n{body}")
+        if unknown:
+            names = ", ".join(f"${n}" for n in unknown)
+            parts.append(f"({names} names no skill available here; say so if it matters.)")
+        return "\n\n".join(parts)
+
+
+def gather(settings: Settings, *, task_id: int, mirror: Path | None, sha: str) -> TaskSkills:
+    """Blocking (files and git): run it on the git executor."""
+    root = settings.data_dir.resolve() / "skills"
+    _prune(root)
+    folder = root / f"task-{task_id}"
+    shutil.rmtree(folder, ignore_errors=True)
+    sources: list[tuple[list[Skill], list[Problem]]] = []
+    warnings: list[str] = []
+    if mirror is not None and sha:
+        try:
+            exported = export_skills(mirror, sha, folder / "repository")
+            warnings += exported.warnings
+            sources += [load_dir(f, "repository") for f in exported.folders]
+        except Exception as exc:  # the task goes on with the other sources
+            log.warning("task %s: could not read the repository's skills: %s", task_id, exc)
+            warnings.append("the repository's skills could not be read")
+    if settings.skills_dir is not None:
+        sources.append(load_dir(settings.skills_dir, "admin"))
+    sources.append(load_dir(builtin_dir(), "built-in"))
+    catalog = merge(*sources)
+    mounted = folder / "mounted"
+    for skill in catalog.skills:
+        shutil.copytree(skill.path, mounted / skill.name, ignore=_links_and_hidden, dirs_exist_ok=True)
+    for path in [mounted, *mounted.rglob("*")] if mounted.exists() else []:
+        path.chmod(0o755 if path.is_dir() or path.stat().st_mode & 0o111 else 0o644)
+    return TaskSkills(catalog, mounted if catalog.skills else None, warnings)
+
+
+def channel_catalog(settings: Settings, *, mirror: Path | None, sha: str) -> Catalog:
+    """What `/agent skills` lists (blocking); nothing is kept."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir=_tmp(settings)) as tmp:
+        sources: list[tuple[list[Skill], list[Problem]]] = []
+        if mirror is not None and sha:
+            try:
+                sources += [load_dir(f, "repository") for f in export_skills(mirror, sha, Path(tmp)).folders]
+            except Exception as exc:
+                log.warning("could not read the skills of %s: %s", mirror, exc)
+        if settings.skills_dir is not None:
+            sources.append(load_dir(settings.skills_dir, "admin"))
+        sources.append(load_dir(builtin_dir(), "built-in"))
+        return merge(*sources)
+
+
+def release(settings: Settings, task_id: int) -> None:
+    shutil.rmtree(settings.data_dir.resolve() / "skills" / f"task-{task_id}", ignore_errors=True)
+
+
+async def task_skills(git: GitRunner, settings: Settings, *, task_id: int, mirror: Path | None,
+                      sha: str) -> TaskSkills:
+    return await git.run(lambda: gather(settings, task_id=task_id, mirror=mirror, sha=sha))
+
+
+def _links_and_hidden(folder: str, names: list[str]) -> list[str]:
+    return [n for n in names if n.startswith(".") or (Path(folder) / n).is_symlink()]
+
+
+def _prune(root: Path) -> None:
+    if not root.is_dir():
+        return
+    for old in root.glob("task-*"):
+        try:
+            if time.time() - old.stat().st_mtime > STALE_S:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            continue
+
+
+def _tmp(settings: Settings) -> Path:
+    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    return settings.tmp_dir
