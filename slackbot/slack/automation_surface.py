@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from slack_sdk.web.async_client import AsyncWebClient
 
 from ..store import Automation, RepoBinding
+from .access import may_start
 from .blocks import notice_blocks
 from .deps import Deps
 from .intake import say, start_task
@@ -37,6 +38,9 @@ class SlackSurface:
         if creator.get("deleted") or creator.get("is_restricted") or creator.get("is_ultra_restricted"):
             raise PermissionError("its creator may no longer start tasks here (deactivated, or now a guest); "
                                   "a member can make it again, or an admin delete it")
+        if creator and (why := await may_start(self.deps, user=user, channel=channel)):
+            raise PermissionError(f"its creator may not start tasks here now ({why.rstrip('.')}); "
+                                  "an admin can change that or delete it")
         ref = await start_task(self.deps, channel=channel, thread_ts=thread_ts, user=user, text=text, ts=ts,
                                keys=(key,), repo=repo, automation_id=automation_id)
         return ref.task_id if ref else None
@@ -59,11 +63,12 @@ class DigestPoster:
         from .digest_view import digest_blocks
 
         fallback, blocks = digest_blocks(digest, await self.links(digest))
-        resp = await self.poster.post(channel=digest.channel, text=fallback, blocks=blocks, unfurl_links=False)
+        to = digest.post_to or digest.channel
+        resp = await self.poster.post(channel=to, text=fallback, blocks=blocks, unfurl_links=False)
         if chart:
             try:
                 await self.client.files_upload_v2(
-                    channel=digest.channel, thread_ts=resp["ts"], content=chart,
+                    channel=to, thread_ts=resp["ts"], content=chart,
                     filename=f"digest-{digest.day.isoformat()}.png", title="Tasks per day, last two weeks")
             except Exception:  # the digest is out; only its chart is missing
                 log.exception("could not upload the digest chart for %s", digest.channel)

@@ -11,6 +11,7 @@ from ..runs.outcomes import brief
 from ..runs.states import ACTIVE
 from ..runs.task_run import task_ref
 from ..store import RepoBinding
+from .access import may_start, tell
 from .blocks import StatusState, notice_blocks, status_blocks
 from .deps import Deps
 from .mrkdwn import unescape
@@ -18,6 +19,7 @@ from .options import parse_options
 from .repo_choice import model_refusal
 
 log = logging.getLogger(__name__)
+HUMAN_SUBTYPES = (None, "thread_broadcast", "file_share")  # what people post (not edits, joins, apps)
 
 
 def strip_mention(text: str, bot_user_id: str) -> str:
@@ -32,6 +34,18 @@ def delivery_keys(body: dict[str, Any], channel: str, ts: str) -> tuple[str, ...
     """What identifies one message however Slack delivers it: retries share the event id, and a
     mention also arrives as a `message` event with the same channel and ts."""
     return (f"msg:{channel}:{ts}",) + ((f"event:{body['event_id']}",) if body.get("event_id") else ())
+
+
+async def refused(deps: Deps, *, user: str, channel: str, thread_ts: str | None, keys: tuple[str, ...],
+                  event: dict[str, Any]) -> bool:
+    """True when `user` may not start or steer work here (access.py): the delivery is marked seen,
+    so no retry of it becomes a task later, and the person is told why (once), never the channel."""
+    why = await may_start(deps, user=user, channel=channel, event=event)
+    if not why:
+        return False
+    if await deps.store.first_time(*keys):
+        await tell(deps, channel=channel, user=user, thread_ts=thread_ts, text=why)
+    return True
 
 
 async def say(deps: Deps, channel: str, thread_ts: str, *parts: str) -> None:
@@ -119,7 +133,7 @@ async def handle_reply(deps: Deps, *, channel: str, thread_ts: str, user: str, t
             return True
         in_inbox, keys = True, ()  # the inbox row recorded this delivery already
     opts = parse_options(text)  # a follow-up keeps the thread's repository; model= still applies
-    refused = model_refusal(deps, opts.model)
+    refused = await model_refusal(deps, opts.model, channel)
     if refused:
         if in_inbox or await deps.store.first_time(*keys):
             await say(deps, channel, thread_ts, refused)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..runs.effective import effective
 from ..store import RepoBinding
 from .deps import Deps
 from .mrkdwn import compose, mention
@@ -25,17 +26,21 @@ def thread_fields(repo_id: int | None, url: str, branch: str, trusted: bool = Tr
     return RepoBinding(repo_id=repo_id, repo_url=url, base_branch=branch, repo_trusted=trusted)
 
 
-def model_refusal(deps: Deps, model: str) -> str:
-    """Why `model=` cannot be used ("" when it can): only the models an admin allowed."""
-    allowed = deps.settings.allowed_models
-    if not model or model in allowed:
+async def model_refusal(deps: Deps, model: str, channel: str) -> str:
+    """Why `model=` cannot be used in `channel` ("" when it can; plain text: `say` escapes it).
+    Only the channel's default model and the models an admin allowed there: its saved `model` and
+    `models`, else the workspace's, else SLACKBOT_MODEL and SLACKBOT_MODELS."""
+    if not model:
+        return ""
+    allowed = (await effective(deps.store, deps.settings, channel)).allowed_models
+    if model in allowed:
         return ""
     return (f"The model `{model[:80]}` is not available here; use one of: "
-            + ", ".join(f"`{m}`" for m in allowed) + " (SLACKBOT_MODELS).")
+            + ", ".join(f"`{m}`" for m in allowed) + ". An admin can allow more in the settings.")
 
 
 async def resolve(deps: Deps, channel: str, opts: MentionOptions, user: str = "") -> Resolution:
-    refused = model_refusal(deps, opts.model)
+    refused = await model_refusal(deps, opts.model, channel)
     if refused:
         return Resolution(problem=refused)
     if opts.repo:

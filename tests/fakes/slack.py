@@ -1,8 +1,9 @@
 """FakeSlack: a stateful Slack Web API + Socket Mode server on 127.0.0.1 for end-to-end tests.
 
 The app under test talks to it over real HTTP (SLACK_API_URL=fake.api_url), so slack_sdk, its retry
-handlers and slack_bolt run unchanged. Method handlers live in slack_methods.py, Socket Mode in
-slack_socket.py, payload builders and signed delivery in slack_payloads.py.
+handlers and slack_bolt run unchanged. Method handlers live in slack_methods.py (user groups in
+slack_groups.py), Socket Mode in slack_socket.py, payload builders and signed delivery in
+slack_payloads.py.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from aiohttp import web
 
 from tests.fakes.serve import serve
 
+from .slack_groups import SlackGroups
 from .slack_methods import SlackError, SlackMethods
 from .slack_payloads import SlackPayloads
 from .slack_socket import SlackSocket
@@ -44,7 +46,7 @@ class _Fault:
     times: int
 
 
-class FakeSlack(SlackMethods, SlackSocket, SlackPayloads):
+class FakeSlack(SlackMethods, SlackGroups, SlackSocket, SlackPayloads):
     def __init__(
         self,
         signing_secret: str = "test-signing-secret",
@@ -59,6 +61,7 @@ class FakeSlack(SlackMethods, SlackSocket, SlackPayloads):
         self.bot_user_id = bot_user_id
         self.bot_id = "B0001"
         self.team_id = team_id
+        self.enterprise_id = ""  # set: the workspace belongs to an Enterprise Grid organisation
         self.app_id = "A0001"
         self.team_domain = "fake"
         # Extra bot tokens accepted besides bot_token (e.g. a second install).
@@ -96,6 +99,7 @@ class FakeSlack(SlackMethods, SlackSocket, SlackPayloads):
         self.port: int | None = None
         SlackSocket._init_socket(self)
         SlackPayloads._init_payloads(self)
+        SlackGroups._init_groups(self)
 
     # ---- lifecycle -------------------------------------------------------------------------
 

@@ -90,6 +90,7 @@ class SlackMethods:
             "user_id": self.bot_user_id,
             "bot_id": self.bot_id,
             "is_enterprise_install": False,
+            **({"enterprise_id": self.enterprise_id} if self.enterprise_id else {}),
         }
 
     @method("chat.postMessage")
@@ -138,6 +139,11 @@ class SlackMethods:
         _need(params, "channel", "user")
         if not params.get("text") and not params.get("blocks"):
             raise SlackError("no_text")
+        record = self.channel_record(str(params["channel"]))
+        if not record["is_member"]:
+            raise SlackError("channel_not_found")
+        if "members" in record and params["user"] not in record["members"]:
+            raise SlackError("user_not_in_channel")
         self._validate_message("chat.postEphemeral", params)
         ts = self.next_ts()
         self.ephemerals.append(
@@ -270,7 +276,9 @@ class SlackMethods:
             "is_owner": False,
             "is_primary_owner": False,
             "is_restricted": False,
+            "is_ultra_restricted": False,  # is_stranger appears only on people of other organisations
             "is_bot": uid == self.bot_user_id,
+            "is_app_user": False,
             "profile": {
                 "email": extra.get("email") or f"{uid}@example.com",
                 "real_name": real_name,
@@ -303,6 +311,10 @@ class SlackMethods:
             "is_private": not cid.startswith("C"),
             "is_member": True,
             "is_archived": False,
+            "is_shared": False,
+            "is_ext_shared": False,  # Slack Connect: shared with another organisation
+            "is_org_shared": False,  # shared among the workspaces of one Enterprise Grid organisation
+            "context_team_id": self.team_id,
             "created": 1700000000,
         }
         record.update(self.channels.get(cid, {}))

@@ -113,9 +113,11 @@ class SlackPayloads:
         return self.event_callback(event, event_id)
 
     def mention(
-        self, channel: str, user: str, text: str, thread_ts: str | None = None, event_id: str | None = None
+        self, channel: str, user: str, text: str, thread_ts: str | None = None, event_id: str | None = None,
+        extra: dict | None = None,
     ) -> tuple[dict, str]:
-        """Store a message mentioning the bot; return (app_mention event_callback, message ts)."""
+        """Store a message mentioning the bot; return (app_mention event_callback, message ts).
+        `extra`: more event fields, e.g. Slack Connect's `user_team` / `source_team`, or `edited`."""
         tag = f"<@{self.bot_user_id}>"
         if tag not in text:
             text = f"{tag} {text}"
@@ -139,6 +141,7 @@ class SlackPayloads:
         }
         if thread_ts:
             event["thread_ts"] = thread_ts
+        event.update(extra or {})
         return self.event_callback(event, event_id), ts
 
     # ---- commands and interactions ---------------------------------------------------------

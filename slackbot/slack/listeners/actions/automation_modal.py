@@ -9,6 +9,7 @@ import json
 import logging
 from typing import Any, Awaitable, Callable
 
+from ...access import may_start, tell
 from ...deps import Deps
 from ...ids import parse_id
 from ...intake import reason
@@ -66,7 +67,7 @@ async def open_form(deps: Deps, command: dict[str, Any]) -> str:
     user, channel = command["user_id"], command.get("channel_id", "")
     if deps.automations is None:
         return NOT_HERE
-    if why := await refusal(deps, user):
+    if why := await refusal(deps, user) or await may_start(deps, user=user, channel=None):
         return why
     view = form_view(channel, await deps.repos.channel_repos(channel), await user_tz(deps, user))
     try:
@@ -99,7 +100,7 @@ def handler(deps: Deps, create: Create):
             await ack(response_action="errors", errors={field: f"Sorry, that did not work: {reason(exc)}"})
             return
         await ack()
-        await tell(deps, origin, user, deps.redactor.text(text))
+        await tell(deps, channel=origin, user=user, text=deps.redactor.text(text))
     return automation_create
 
 
@@ -114,7 +115,7 @@ class Problems(Exception):
 async def read_form(deps: Deps, view: dict[str, Any], *, user: str, origin: str) -> Draft:
     if deps.automations is None:
         raise Problems({"name": NOT_HERE})
-    if why := await refusal(deps, user):
+    if why := await refusal(deps, user) or await may_start(deps, user=user, channel=None):
         raise Problems({"name": why})
     if not origin:  # private_metadata is ours: only a form from elsewhere lacks it
         raise Problems({"name": "This form lost its channel; open it again with `/automation`."})
@@ -157,24 +158,13 @@ async def read_form(deps: Deps, view: dict[str, Any], *, user: str, origin: str)
         (_selected(values, "notify", "selected_option") or {}).get("value") or "always"))
     enabled = "enabled" not in values or any(
         o.get("value") == "enabled" for o in _selected(values, "enabled", "selected_options") or [])
+    for channel, field in ((target, "channel"), (when[0].watch_channel if when else "", "trigger")):
+        if channel and not errors and (why := await may_start(deps, user=user, channel=channel)):
+            errors[field] = why
     if errors:
         raise Problems(errors)
     return Draft(name=name, prompt=prompt, when=when[0], channel=target, repo_id=chosen, branch=branch,
                  notify=notify, enabled=enabled)
-
-
-async def tell(deps: Deps, channel: str, user: str, text: str) -> None:
-    """Ephemeral in the channel the command came from; a direct message when that cannot be (the
-    bot is not in that channel). Both are seen by `user` alone."""
-    try:
-        await deps.client.chat_postEphemeral(channel=channel, user=user, text=text)
-        return
-    except Exception as exc:
-        log.info("postEphemeral of the automation confirmation failed: %s", exc)
-    try:
-        await deps.client.chat_postMessage(channel=user, text=text)
-    except Exception:
-        log.exception("could not confirm the automation to %s", user)
 
 
 def _value(values: dict[str, Any], block: str) -> str:

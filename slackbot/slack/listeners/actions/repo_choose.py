@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ...access import may_start
 from ...deps import Deps
 from ...ids import parse_id
 from ...intake import post_status_and_enqueue
@@ -40,6 +41,9 @@ def handler(deps: Deps):
         assert task.id is not None  # read from the store
         if user != task.requester:
             await tell(compose("Only ", mention(task.requester), f" can choose for task #{task.id}."))
+            return
+        if why := await may_start(deps, user=user, channel=channel):  # (settings may have changed since)
+            await tell(why)
             return
         # Only a repository linked in this channel: a stale or forged value must not bind another's.
         linked = {r.repo.id: r.repo for r in await deps.repos.channel_repos(channel)}

@@ -8,6 +8,7 @@ import re
 from datetime import datetime
 from typing import Any
 
+from ...access import may_start
 from ...deps import Deps
 from ...home import ICONS, age
 from ...ids import parse_id
@@ -82,13 +83,24 @@ async def answer(deps: Deps, command: dict[str, Any]) -> str:
 
 
 async def add(deps: Deps, raw: str, *, user: str, channel: str) -> str:
-    if why := await refusal(deps, user):
+    if why := await refusal(deps, user) or await may_start(deps, user=user, channel=None):
         return why
     try:
         draft = await read_text(deps, raw, user=user, channel=channel)
     except FormError as exc:
         return escape(str(exc))
+    if why := await may_start_runs(deps, user, draft.channel, draft.when.watch_channel):
+        return why
     return await create(deps, draft, user)
+
+
+async def may_start_runs(deps: Deps, user: str, *channels: str) -> str:
+    """Why `user` may not have an automation start tasks in these channels (where its runs post,
+    and the channel it watches, whose threads its runs answer in); "" when they may."""
+    for channel in dict.fromkeys(c for c in channels if c):
+        if why := await may_start(deps, user=user, channel=channel):
+            return why
+    return ""
 
 
 async def create(deps: Deps, draft: Draft, user: str) -> str:
@@ -162,7 +174,8 @@ async def change(deps: Deps, automations: Automations, verb: str, a: Automation,
     if not automations.may_change(a, user, admin=await deps.is_admin(user)):
         return compose(f"Only the creator of automation #{a.id} (", mention(a.creator),
                        f") or an admin can {verb} it.")
-    if verb in ("run", "resume") and (refused := await refusal(deps, user)):
+    if verb in ("run", "resume") and (refused := await refusal(deps, user)
+                                      or await may_start_runs(deps, user, a.channel, a.watch_channel)):
         return refused  # starting work needs what creating it needs (a creator since made a guest)
     where = compose(" ", *_elsewhere(a, channel)) if a.channel != channel else Mrkdwn("")
     named = compose(f"automation *#{a.id}* “", clip(a.name, 80), "”")

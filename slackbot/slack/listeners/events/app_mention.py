@@ -1,7 +1,8 @@
 """`@slackbot do something`: a new agent thread, or a follow-up / steering in an existing one.
 
 A delivery is marked seen in the same transaction that records what it asked for (the task, or the
-steering message), so a failed recording leaves it unmarked; the person is told either way."""
+steering message), so a failed recording leaves it unmarked; the person is told either way. Who may
+ask, and where, is checked first (access.py): a refusal is marked seen and told to the person alone."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from typing import Any
 
 from ....protocol import TaskStatus
 from ...deps import Deps
-from ...intake import delivery_keys, handle_reply, react, reason, record_task, say, start_task, strip_mention
+from ...intake import (
+    HUMAN_SUBTYPES, delivery_keys, handle_reply, react, reason, record_task, refused, say, start_task, strip_mention,
+)
 from ...options import parse_options
 from ...repo_choice import chooser_blocks, resolve
 
@@ -21,14 +24,17 @@ HELP_HINT = ("Tell me what to do, for example: `@slackbot add a --json flag to t
 
 def handler(deps: Deps):
     async def app_mention(body: dict[str, Any], event: dict[str, Any]) -> None:
-        if event.get("bot_id") or not event.get("user"):
-            return
+        if event.get("bot_id") or not event.get("user") or event.get("subtype") not in HUMAN_SUBTYPES:
+            return  # apps (a bot_message naming a user included) do not give tasks
         channel, ts, user = event["channel"], event["ts"], event["user"]
         thread_ts = event.get("thread_ts") or ts
         keys = delivery_keys(body, channel, ts)
         try:
             if await deps.store.seen(*keys):
                 return  # a retry, or the same message delivered as `message` too
+            if await refused(deps, user=user, channel=channel, thread_ts=event.get("thread_ts"), keys=keys,
+                             event=event):
+                return
             if await handle(deps, channel=channel, thread_ts=thread_ts, user=user, ts=ts, keys=keys,
                             text=strip_mention(event.get("text", ""), deps.bot_user_id),
                             in_thread=bool(event.get("thread_ts"))):
