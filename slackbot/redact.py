@@ -5,8 +5,10 @@ Pure: no project imports, so every layer can use it.
 
 from __future__ import annotations
 
+import json
 import re
-from typing import Any
+from typing import Any, Iterable
+from urllib.parse import quote
 
 MARK = "[redacted]"
 MIN_SECRET = 6  # shorter configured values would blank out ordinary words
@@ -27,13 +29,19 @@ _URL_PASSWORD = re.compile(r"(?<=://)[^/@\s:<>|]+:[^/@\s<>|]+@")  # https://user
 
 
 class Redactor:
-    def __init__(self, secrets: list[str] | tuple[str, ...] = ()) -> None:
-        values: set[str] = set()
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets: list[str] = []
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """More values to redact from now on (a repository's secrets, learnt when a task needs them)."""
+        values = set(self._secrets)
         for s in secrets:
             if s and len(s) >= MIN_SECRET:
-                # Slack text carries &, < and > escaped: catch the escaped form too.
-                values |= {s, s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")}
-        self._secrets = sorted(values, key=len, reverse=True)  # longest first: no half-replaced value
+                values |= _forms(s)
+        if len(values) != len(self._secrets):
+            # One assignment: a reader on another thread sees the old list or the new one.
+            self._secrets = sorted(values, key=len, reverse=True)  # longest first: no half-replaced value
 
     def text(self, s: str) -> str:
         if not s:
@@ -64,3 +72,11 @@ class Redactor:
     def binary(self, data: bytes) -> bytes:
         """Binary content keeps every byte that is not part of a secret."""
         return self.text(data.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+
+
+def _forms(secret: str) -> set[str]:
+    """The value as it may be written: itself; Slack-escaped (&, < and > in Slack text); inside a JSON
+    string; percent-encoded in a URL."""
+    slack = secret.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return {f for f in (secret, slack, json.dumps(secret)[1:-1], quote(secret, safe=""))
+            if len(f) >= MIN_SECRET}

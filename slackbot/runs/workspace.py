@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Awaitable, Callable
 
@@ -19,7 +19,10 @@ from ..protocol import FileStat, Mount, Step, StepResult
 from ..repos import RepoError, ResultRefused, branch_name, ensure_scratch, scripts
 from ..repos.errors import display_url
 from ..sandbox import WorkspaceDisk
+from ..secret_box import SecretBox, SecretsKeyError, SecretUnreadable, usable
 from ..store import AgentThread, Repository, Task
+from ..store.secrets import RepoSecrets
+from .effective import bot_branch
 
 if TYPE_CHECKING:
     from .task_run import RunContext
@@ -76,7 +79,7 @@ class WorkspaceSteps:
             fresh = fresh or thread.base_sha or thread.tip_sha
         clone = self._clone(thread, task, repo, disk, fresh, progress) if fresh else None
         instructions = ""
-        if thread.repo_url:
+        if thread.repo_url and not bot_branch(thread.base_branch, self.s):  # (an agent may have written it)
             instructions = await ctx.results.instructions(repo, fresh or thread.latest_base_sha or thread.base_sha,
                                                           AGENTS_MD_CAP)
         mounts = (Mount(str(disk.path), "/workspace"), Mount(str(disk.home), "/home/agent"))
@@ -142,17 +145,46 @@ class WorkspaceSteps:
     async def setup(self, thread: AgentThread, task: Task, repo: Repository | None, prepared: Prepared,
                     network: str, network_env: dict[str, str]) -> tuple[AgentThread, StepResult | None]:
         """The repository's setup command, in a container of its own, once per thread (again when an
-        admin changes it). What it installs stays in the workspace and the thread's home directory."""
+        admin changes it). What it installs stays in the workspace and the thread's home directory.
+
+        The repository's secrets are in this container's environment only (the agent's gets
+        `network_env`, never this copy), and only while no agent has worked in the thread: its files
+        (an ~/.npmrc, a package's install scripts) would run with them. From here on they are
+        redacted from everything this process stores or posts, the setup's output first."""
         if not needs_setup(thread, repo):
             return thread, None
-        assert repo is not None and thread.id is not None and task.id is not None
+        assert repo is not None and repo.id is not None and thread.id is not None and task.id is not None
+        env = dict(network_env)
+        note = ""
+        sealed = await RepoSecrets(self.ctx.store).sealed(repo.id)
+        if sealed:
+            try:
+                values = SecretBox(self.s.secrets_key).open_all(sealed)
+            except (SecretsKeyError, SecretUnreadable) as exc:
+                log.warning("thread %s: the secrets of %s cannot be used: %s", thread.id, repo.name, exc)
+                return thread, StepResult(1, f"The setup command did not run. {exc}")
+            self.ctx.bus.redactor.add(values.values())
+            given = usable(values)
+            if set(given) != set(values):
+                log.warning("thread %s: secrets of %s left out (names or values no longer allowed): %s",
+                            thread.id, repo.name, ", ".join(sorted(set(values) - set(given))))
+            touched = bool(thread.context_tokens or thread.summary or await self.ctx.store.history(thread.id))
+            if touched and given:
+                note = (f"[slackbot] This repository's secrets ({', '.join(sorted(given))}) were not given to the "
+                        "setup command: an agent has worked in this thread's workspace and home directory, and "
+                        "what it left there could hand them on. A new thread runs the setup with them.")
+            else:
+                env = {**given, **network_env}  # the sandbox's own variables win (names are checked too)
         # No profile or rc file: the home directory and the workspace are the agent's, and setup may
         # have the network the agent has not.
         argv = ("timeout", "-k", "5", f"{self.s.command_timeout_s:g}", "bash", "--noprofile", "--norc", "-c",
                 repo.setup)
         result = await self.ctx.sandboxes.run_step(Step(
-            task.id, "setup", argv, prepared.mounts, network=network, env=tuple(network_env.items()),
+            task.id, "setup", argv, prepared.mounts, network=network, env=tuple(env.items()),
             timeout_s=self.s.command_timeout_s + 30))
+        # Redacted here as well as by the event bus: a failure's last line becomes the task's error.
+        output = self.ctx.bus.redactor.text(result.output)
+        result = replace(result, output=f"{output.rstrip()}\n{note}" if note else output)
         if result.exit_code == 0:
             thread = await self.ctx.store.update_thread(thread.id, setup_hash=setup_digest(repo.setup))
         return thread, result

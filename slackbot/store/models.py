@@ -251,3 +251,18 @@ class SettingRow(SQLModel, table=True):
     value: str = Field(sa_column=Column(Text, nullable=False))  # JSON
     updated_by: str = ""
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class RepoSecret(SQLModel, table=True):
+    """A value a repository's setup command gets in its environment (a registry token, say), sealed
+    with SLACKBOT_SECRETS_KEY: only ciphertext is stored. Set and removed by admins."""
+
+    __tablename__ = "repo_secret"
+    __table_args__ = (UniqueConstraint("repo_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    repo_id: int = Field(index=True, foreign_key="repository.id")
+    name: str  # an environment variable name
+    ciphertext: str = Field(sa_column=Column(Text, nullable=False))
+    updated_by: str = ""
+    updated_at: datetime = Field(default_factory=utcnow)

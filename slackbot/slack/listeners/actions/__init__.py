@@ -4,6 +4,7 @@ from ...deps import Deps
 import re
 
 from . import repo_choose, task_push, task_stop, task_transcript
+from . import secrets_modal
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
@@ -11,3 +12,4 @@ def register(app: AsyncApp, deps: Deps) -> None:
     app.action("task_push")(task_push.handler(deps))
     app.action("task_transcript")(task_transcript.handler(deps))
     app.action(re.compile(r"^repo_choose_\d+$"))(repo_choose.handler(deps))
+    app.view(secrets_modal.CALLBACK_ID)(secrets_modal.handler(deps))
