@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.fakes import FakeSlack, ScriptedModel, shell, text
-from tests.helpers import block_text, bot_messages, mention, reply, wait_final
+from tests.helpers import block_text, bot_messages, mention, reply, unfenced, wait_final
 from tests.slack_actions import command as slash
 
 
@@ -88,7 +88,7 @@ async def patch_of(slack: FakeSlack, task_id: int) -> str:
 
 
 def tool_outputs(model: ScriptedModel, key: str) -> list[str]:
-    return [m["content"] for m in model.requests_for(key)[-1].body["messages"] if m["role"] == "tool"]
+    return [unfenced(m["content"]) for m in model.requests_for(key)[-1].body["messages"] if m["role"] == "tool"]
 
 
 def thread_text(slack: FakeSlack, channel: str, ts: str) -> str:

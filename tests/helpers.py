@@ -62,3 +62,20 @@ def block_text(message: dict) -> str:
 async def wait_final(slack: FakeSlack, channel: str, thread_ts: str, count: int = 1, timeout: float = 90) -> dict:
     await slack.wait_for(lambda: len(final_replies(slack, channel, thread_ts)) >= count, timeout=timeout)
     return final_replies(slack, channel, thread_ts)[count - 1]
+
+
+def output_of(tool_result: str) -> str:
+    """The command output inside a shell tool result (after the exit code line and the data fence)."""
+    lines = tool_result.split("\n")
+    if len(lines) >= 4 and lines[1].startswith("[data: ") and set(lines[2]) == {"`"}:
+        return "\n".join(lines[3:-1])
+    return "\n".join(lines[1:])
+
+
+def unfenced(tool_result: str) -> str:
+    """A shell tool result as it read before command output was fenced as data: the exit code line,
+    then the output."""
+    lines = tool_result.split("\n")
+    if len(lines) >= 4 and lines[1].startswith("[data: ") and set(lines[2]) == {"`"} and lines[-1] == lines[2]:
+        return "\n".join([lines[0], *lines[3:-1]])
+    return tool_result

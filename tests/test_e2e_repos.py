@@ -12,7 +12,7 @@ from slackbot.app import Bot
 from tests.conftest import make_settings
 from tests.fakes import shell, text
 from tests.fakes.github import FakeGitHub
-from tests.helpers import block_text, bot_messages, mention, reply, wait_final
+from tests.helpers import block_text, bot_messages, mention, output_of, reply, wait_final
 from tests.slack_actions import button, command as slash, press as press_button
 
 
@@ -111,7 +111,7 @@ async def test_override_by_name_url_and_branch(slack, model, admin_settings, tmp
         ts = await mention(slack, f"repo={app} by-url", user="UADMIN")
         await wait_final(slack, "C1", ts)
         out = [m["content"] for m in model.requests_for("by-url")[-1].body["messages"] if m["role"] == "tool"][-1]
-        assert out.splitlines()[1].strip() == "1"
+        assert output_of(out).strip() == "1"
 
 
 @pytest.mark.docker
@@ -207,7 +207,7 @@ async def test_setup_has_network_and_the_agent_only_loopback(slack, model, admin
         ts = await mention(slack, "check the network")
         await wait_final(slack, "C1", ts)
         out = [m["content"] for m in model.requests[-1].body["messages"] if m["role"] == "tool"][-1]
-        setup_net, agent_net = out.split("---")
+        setup_net, agent_net = output_of(out).split("---")
         assert "eth0" in setup_net
         assert agent_net.split() == ["lo"]
         events = await bot.store.events(1)

@@ -47,7 +47,7 @@ async def test_replies_steer_the_running_task(slack, model, bot):
     second = model.requests[1].body
     requester_note, other_note = user_texts(second)[-2:]
     assert requester_note == "please also add a README"  # the requester's own words, unmarked
-    assert other_note.startswith("[message from ") and other_note.endswith("] and use tabs")
+    assert other_note.startswith("[data: a message in the thread from ") and other_note.endswith("\nand use tabs\n```")
     assert second["messages"][-1]["role"] == "user"  # after the tool result of the long command
     status = bot_messages(slack, "C1", ts)[0]
     edits = [e.get("text", "") + json.dumps(e.get("blocks")) for e in slack.message("C1", status["ts"])["edits"]]
@@ -110,7 +110,7 @@ async def test_follow_up_has_history_and_workspace(slack, model, bot):
 
 
 async def test_long_history_is_summarised_once_and_reused(slack, model, tmp_path):
-    settings = make_settings(tmp_path / "d", slack, model, SLACKBOT_CONTEXT_BUDGET_TOKENS=1000)
+    settings = make_settings(tmp_path / "d", slack, model, SLACKBOT_CONTEXT_BUDGET_TOKENS=2300)  # the system prompt is ~1,200
     async with Bot(settings, port=0):
         model.script([shell("python3 -c \"print('x' * 4000)\""), text("first done")])
         ts = await mention(slack, "make a lot of output")

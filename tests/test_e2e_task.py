@@ -9,11 +9,11 @@ import pytest
 from slackbot.app import Bot
 from tests.conftest import TEST_OPENAI_KEY, make_settings
 from tests.fakes import error, shell, text, tool_calls
-from tests.helpers import block_text, bot_messages, mention, wait_final
+from tests.helpers import block_text, bot_messages, mention, unfenced, wait_final
 
 
 def tool_results(body: dict) -> list[str]:
-    return [m["content"] for m in body["messages"] if m["role"] == "tool"]
+    return [unfenced(m["content"]) for m in body["messages"] if m["role"] == "tool"]
 
 
 @pytest.mark.docker

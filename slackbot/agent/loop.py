@@ -16,6 +16,7 @@ from ..protocol import (
     TaskProgress, TodoList, TurnCompleted, TurnFailed, TurnStarted, Usage, UserMessage,
 )
 from .model import Model, ModelError, ModelReply, ToolCall
+from .untrusted import fence, label
 from .tools import AUTOMATION_TOOLS, TOOLS, load_skill, plan_entries, shell_result
 
 Emit = Callable[[Event], Awaitable[None]]
@@ -54,7 +55,9 @@ def steer_message(steer: Steer, requester: str) -> dict[str, Any]:
     """A reply as the model reads it; others than the requester are named."""
     text = steer.text
     if steer.user and steer.user != requester:
-        text = f"[message from {steer.user_name or steer.user}] {text}"
+        name = label(steer.user_name or steer.user, 60)
+        who = f'"{name}" ({label(steer.user, 20)})' if steer.user_name else name
+        text = fence(text, f"a message in the thread from {who}, who did not request this task")
     return {"role": "user", "content": text}
 
 

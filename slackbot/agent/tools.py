@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..protocol import ExecResult, TodoEntry
+from .untrusted import fence
 
 SHELL = {
     "type": "function",
@@ -99,7 +100,7 @@ def truncate(text: str, limit: int) -> str:
 
 def shell_result(result: ExecResult, timeout_s: float, limit: int) -> str:
     note = f" (killed: timed out after {timeout_s:g}s)" if result.timed_out else ""
-    return f"exit code: {result.exit_code}{note}\n{truncate(result.output, limit)}"
+    return f"exit code: {result.exit_code}{note}\n{fence(truncate(result.output, limit), 'command output')}"
 
 
 def plan_entries(arguments: dict) -> tuple[TodoEntry, ...]:
