@@ -30,6 +30,8 @@ RUN set -eux; \
     python3 -m venv /opt/slackbot; \
     PIP_CERT=/etc/ssl/certs/ca-certificates.crt /opt/slackbot/bin/pip install --no-cache-dir \
         --disable-pip-version-check /src; \
+    mkdir -p /opt/slackbot/share/slackbot; \
+    cp -r /src/skills /opt/slackbot/share/slackbot/skills; \
     rm -rf /src
 
 # Database, workspaces and repository mirrors live here.

@@ -57,10 +57,10 @@ class Models:
                                           api_key=settings.openai_api_key or "none", max_retries=0,
                                           timeout=settings.model_timeout_s)
 
-    def __call__(self, name: str) -> OpenAIModel:
+    def __call__(self, name: str, effort: str = "") -> OpenAIModel:
         s = self.settings
         return OpenAIModel(name=name, api=s.model_api, retries=s.model_retries, client=self._client,
-                           timeout_s=s.model_timeout_s)
+                           timeout_s=s.model_timeout_s, effort=effort)
 
     async def close(self) -> None:
         await self._client.close()
@@ -121,7 +121,7 @@ class Bot:
                                     reserve_bytes=s.size("disk_reserve"))
         results = Results(self.git, s.tmp_dir, expanded_cap=8 * s.size("result_max"))
         ctx = RunContext(s, self.store, self.bus, self.sandboxes, self.disks, self.git, results,
-                         self.models, RepoOps(s, self.store, mirrors), instance=instance_label(s),
+                         self.models, RepoOps(s, self.store, mirrors, redactor=self.bus.redactor), instance=instance_label(s),
                          egress_allow=egress_allowlist(s))
         self.runs = RunManager(ctx, identity=self.identity, signals=self.signals, run_worker=self.worker,
                                pinned_only=self.exclusive)

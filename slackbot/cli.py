@@ -32,7 +32,11 @@ class RedactingFormatter(logging.Formatter):
 def setup_logging(settings: Settings, level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", settings.secrets()))
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler], force=True)
+    chosen = getattr(logging, level.upper(), logging.INFO)
+    logging.basicConfig(level=chosen, handlers=[handler], force=True)
+    # Slack's libraries log whole payloads at DEBUG (a secret typed into a modal among them).
+    for name in ("slack_sdk", "slack_bolt"):
+        logging.getLogger(name).setLevel(max(chosen, logging.INFO))
 
 
 def parser() -> argparse.ArgumentParser:

@@ -188,7 +188,10 @@ class Settings(BaseSettings):
     def _check_timezone(cls, value: str) -> str:
         from zoneinfo import ZoneInfo
 
-        ZoneInfo(value)  # raises for an unknown zone
+        try:
+            ZoneInfo(value)
+        except (KeyError, ValueError, OSError):  # (an unknown zone is a KeyError, which pydantic passes on)
+            raise ValueError(f"{value[:60]!r} is not a time zone (for example Europe/Berlin)") from None
         return value
 
     @field_validator("digest_time")
@@ -198,7 +201,8 @@ class Settings(BaseSettings):
             raise ValueError("SLACKBOT_DIGEST_TIME must be HH:MM (24-hour), for example 17:00")
         return value.strip()
 
-    @field_validator("workspace_quota", "disk_reserve", "result_max", "max_file", "sandbox_tmp", "webhook_max_body")
+    @field_validator("workspace_quota", "disk_reserve", "result_max", "max_file", "sandbox_tmp", "webhook_max_body",
+                     "sandbox_memory")
     @classmethod
     def _check_size(cls, value: str) -> str:
         parse_size(value)

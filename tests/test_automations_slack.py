@@ -140,7 +140,7 @@ async def test_a_saved_channel_setting_applies_to_the_next_task(slack, model, bo
     from slackbot.store import SavedSettings
     from tests.helpers import mention
 
-    await SavedSettings(bot.store).save("max_steps", 1, scope="C1", by="U9")
+    await SavedSettings(bot.store).save("max_steps", 1, by="U9")  # (a workspace setting)
     model.script([shell("echo one"), shell("echo two")])
     ts = await mention(slack, "do two things")
     final = await wait_final(slack, "C1", ts)

@@ -69,6 +69,20 @@ async def test_a_channel_may_have_its_own_digest_time(slack, model, tmp_path):
         assert [d.channel for d in await bot.digest.post_due(UNTIL, "09:30", "UTC")] == ["C1"]
 
 
+async def test_a_saved_digest_channel_and_prices_apply(slack, model, tmp_path):
+    settings = make_settings(tmp_path / "data", slack, model)
+    async with Bot(settings, port=0, worker=False) as bot:
+        await bot.store.run(seed)
+        await bot.digest.saved.save("digest_channel", "C9", by="UADMIN")  # the workspace's: every channel's goes there
+        await bot.digest.saved.save("prices", "gpt-5.5=1.25/0.125/10", by="UADMIN")
+        [digest] = await bot.digest.post_due(UNTIL, "17:00", "UTC")
+        assert digest.channel == "C1" and digest.post_to == "C9" and digest.priced
+        assert digests(slack, "C1") == []
+        [call] = digests(slack, "C9")
+        text = block_text(slack.message("C9", call.response["ts"]))
+        assert "<#C1>" in text and "$0.15" in text
+
+
 def recent(s: Session) -> None:
     """A task finished an hour ago, so that a digest made now has something to say."""
     thread = AgentThread(channel="C1", thread_ts="9.1")

@@ -101,7 +101,7 @@ async def test_a_failing_setup_command_fails_the_task_before_the_agent_starts(tm
     provider, model = RecordingProvider(), NoModel()
     models: list[str] = []
 
-    def model_for(name: str) -> Any:
+    def model_for(name: str, effort: str = "") -> Any:
         models.append(name)
         return model
 

@@ -116,6 +116,15 @@ async def test_skills_reach_the_model_and_the_sandbox(slack, model, tmp_path):
         assert out.count("Read-only file system") >= 3
         assert "scripts" in out.split("admin script ran")[-1]  # the folder survived rm -rf
 
+        # `/agent skills`: sources, shadowing, what could not be loaded and why.
+        listing = await command(slack, "skills", user="U1")
+        assert "`code-review` (repository) — The team's review rules. · shadows the repository, built-in one" \
+            in listing
+        assert "`write-tests` (admin)" in listing and "shadows the built-in one" in listing
+        assert "`legacy-notes` (repository)" in listing and "`fix-ci` (built-in)" in listing
+        assert "*Not loaded*" in listing and "`.agents/skills/broken` (repository)" in listing
+        assert "as of its last fetch" in listing and str(tmp_path) not in listing
+
         # A follow-up: what the agent planted in the workspace is not a skill.
         model.script_for("and-again", [text("ok")])
         await reply(slack, "and-again", channel="C1", thread_ts=ts, user="U1")
@@ -130,5 +139,20 @@ async def test_skills_reach_the_model_and_the_sandbox(slack, model, tmp_path):
         await wait_final(slack, "C1", ts2)
         by_url = system_text(model.requests_for("by-url")[0].body)
         assert "url-skill" not in by_url and "- code-review: Review" in by_url  # the built-in one instead
+        # The Home tab lists the built-in and admin skills; admins get a Settings button that opens the modal.
+        for user in ("U1", "UADMIN"):
+            event = slack.event_callback({"type": "app_home_opened", "user": user, "tab": "home", "channel": "D1"})
+            await slack.wait_ack(await slack.socket_send("events_api", event))
+            await slack.wait_for(lambda: "deploy-checklist" in json.dumps(slack.home_views.get(user, {})), timeout=15)
+        assert "settings_open" not in json.dumps(slack.home_views["U1"])
+        assert "settings_open" in json.dumps(slack.home_views["UADMIN"])
+        assert "`code-review` (built-in)" in json.dumps(slack.home_views["UADMIN"])
+        opened = len(slack.opened_views)
+        await slack.wait_ack(await slack.socket_send("interactive", slack.block_action_payload(
+            "settings_open", "", "UADMIN", "D1", "1.0")))
+        await slack.wait_for(lambda: len(slack.opened_views) > opened)
+        assert slack.opened_views[-1]["callback_id"] == "settings_save"
+        assert not any(b.get("block_id", "").startswith("ch:") for b in slack.opened_views[-1]["blocks"])
+    assert slack.block_errors == []
     # The task folders the sandbox mounted are gone once the tasks end.
     assert not any((tmp_path / "data" / "skills").glob("task-*"))

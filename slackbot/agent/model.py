@@ -75,11 +75,14 @@ class OpenAIModel:
     """One client for both APIs; `api` is "chat" or "responses"."""
 
     def __init__(self, *, name: str, api: str, base_url: str = "", api_key: str = "", retries: int = 4,
-                 timeout_s: float = 300.0, backoff_s: float = 0.5, client: openai.AsyncOpenAI | None = None) -> None:
+                 timeout_s: float = 300.0, backoff_s: float = 0.5, client: openai.AsyncOpenAI | None = None,
+                 effort: str = "") -> None:
         """`client`: one shared by every model name (its connections too); made here when not given.
         `retries`: of HTTP errors (by the SDK) and of malformed answers (here), each.
-        `timeout_s`: the deadline of one `complete()`, every retry and wait included."""
+        `timeout_s`: the deadline of one `complete()`, every retry and wait included.
+        `effort`: the reasoning effort asked for ("" asks for none: the model's default)."""
         self.name = name
+        self.effort = effort
         self.api = api
         self.retries = retries
         self.timeout_s = timeout_s
@@ -126,6 +129,8 @@ class OpenAIModel:
     async def _chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
         try:
             extra: dict[str, Any] = {"tools": tools} if tools else {}
+            if self.effort:
+                extra["reasoning_effort"] = self.effort
             # History is kept as the API's own JSON dicts: the SDK's TypedDicts describe them.
             resp = await self.client.chat.completions.create(
                 model=self.name, messages=cast("list[ChatCompletionMessageParam]", messages), **extra)
@@ -161,6 +166,8 @@ class OpenAIModel:
             extra: dict[str, Any] = {"tools": rtools} if rtools else {}
             if instructions:
                 extra["instructions"] = instructions
+            if self.effort:
+                extra["reasoning"] = {"effort": self.effort}
             resp = await self.client.responses.create(model=self.name, input=cast("ResponseInputParam", items),
                                                       store=False, **extra)
         except openai.APIError as exc:

@@ -117,6 +117,8 @@ def scan(root: Path, source: Source, *, strict: bool) -> tuple[list[Skill], list
             skills.append(parse_skill(entry, source, strict=strict))
         except SkillError as exc:
             problems.append(Problem(str(entry), source, str(exc)))
+        except Exception as exc:  # one odd folder never costs the others (or a task)
+            problems.append(Problem(str(entry), source, f"could not be read ({exc.__class__.__name__})"))
     return skills, problems
 
 
@@ -158,10 +160,11 @@ def _read(folder: Path) -> tuple[bytes, tuple[str, ...], list[str]]:
             if exc.errno == errno.ELOOP:
                 raise SkillError("SKILL.md is a symbolic link; skills are never read through links") from None
             raise SkillError(f"cannot open SKILL.md: {exc.strerror}") from None
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):  # (a folder, a FIFO: checked before reading)
+            os.close(fd)
+            raise SkillError("SKILL.md is not a regular file")
         with os.fdopen(fd, "rb") as f:
-            info = os.fstat(f.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise SkillError("SKILL.md is not a regular file")
             data = f.read(MAX_SKILL_MD + 1) if info.st_size <= MAX_SKILL_MD else b""
         if info.st_size > MAX_SKILL_MD or len(data) > MAX_SKILL_MD:
             raise SkillError(f"SKILL.md is larger than {MAX_SKILL_MD // 1024} KiB; move long material to "
@@ -208,6 +211,8 @@ def _front_matter(front: str) -> dict[Any, Any]:
                          f"{_show(str(getattr(exc, 'problem', None) or exc), 160)}") from None
     except RecursionError:
         raise SkillError("the front matter is nested too deeply") from None
+    except (ValueError, OverflowError, TypeError) as exc:  # YAML's own conversions: `2024-02-30`, huge ints
+        raise SkillError(f"the front matter has a value YAML cannot read: {_show(str(exc), 120)}") from None
     if not isinstance(fields, dict):
         raise SkillError(f"the front matter must be a mapping of fields (`name: …`), not {_kind(fields)}")
     return fields

@@ -88,6 +88,7 @@ class Digest:
     history: dict[date, dict[str, int]]  # the last 14 local days, per outcome
     priced: bool = False  # prices are configured: an unknown one shows as "—"
     quiet: int = 0  # automation tasks with nothing to report: counted in tokens and cost, not listed
+    post_to: str = ""  # the channel it goes to, when not its own (a saved digest channel)
 
 
 def outcome(status: str) -> str:

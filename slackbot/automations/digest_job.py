@@ -4,14 +4,15 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-import re
 from datetime import datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
+from ..runs.effective import effective
 from ..settings import Settings
 from ..store import SavedSettings, Store
 from ..store.models import utcnow
@@ -23,7 +24,6 @@ from .scheduler import Clock, Scheduler
 log = logging.getLogger(__name__)
 PREFIX = "digest-"
 _DAY = timedelta(days=1)
-TIME = re.compile(r"([01]?\d|2[0-3]):[0-5]\d")
 
 
 class DigestOut(Protocol):
@@ -46,17 +46,8 @@ class DigestJob:
     async def when(self, channel: str = "") -> tuple[str, str]:
         """(HH:MM or "" for off, time zone) for a channel: its saved values, the workspace's, the
         environment's. A saved value that is not a time or a zone is passed over (and logged)."""
-        values = await self.saved.values(channel)
-        at, tz = values.get("digest_time", self.settings.digest_time), values.get("timezone", self.settings.timezone)
-        if not (isinstance(at, str) and (at == "" or TIME.fullmatch(at))):
-            log.warning("ignoring the saved digest_time %r of %r", at, channel or "the workspace")
-            at = self.settings.digest_time
-        try:
-            ZoneInfo(str(tz))
-        except (ValueError, KeyError, OSError):
-            log.warning("ignoring the saved timezone %r of %r", tz, channel or "the workspace")
-            tz = self.settings.timezone
-        return at, str(tz)
+        s = await effective(self.store, self.settings, channel)
+        return s.digest_time, s.timezone
 
     async def sync(self, scheduler: Scheduler) -> None:
         """One job per distinct (time, zone) in use; kept in step with saved settings."""
@@ -101,8 +92,14 @@ class DigestJob:
         return digest
 
     async def build(self, channel: str, now: datetime) -> Digest | None:
-        _at, tz = await self.when(channel)
-        return await gather(self.reports, channel, until=now, tz=ZoneInfo(tz), prices=self.prices)
+        s = await effective(self.store, self.settings, channel)
+        prices = self.prices if s.prices == self.settings.prices else parse_prices(s.prices)
+        digest = await gather(self.reports, channel, until=now, tz=ZoneInfo(s.timezone), prices=prices)
+        to = s.digest_channel.split(",")[0].strip()
+        # (a direct message's digest never goes into a channel)
+        if digest is not None and to[:1] in ("C", "G") and channel[:1] in ("C", "G") and to != channel:
+            return dataclasses.replace(digest, post_to=to)
+        return digest
 
     async def all_channels(self, now: datetime) -> list[str]:
         return await self.reports.channels_with_activity(now - _DAY, now)

@@ -28,16 +28,16 @@ class Exported:
 
 
 def export_skills(repo: Path, sha: str, dest: Path) -> Exported:
-    """Writes each root's files under dest/0, dest/1 … (blocking: call through GitRunner.run)."""
+    """Writes each root's files under dest/<root> (blocking: call through GitRunner.run)."""
     found = Exported()
     wanted: list[tuple[str, str, Path]] = []  # (blob, mode, target)
     total = 0
-    for index, root in enumerate(ROOTS):
+    for root in ROOTS:
         listed = run_git(["ls-tree", "-r", "-l", "-z", "--full-tree", sha, "--", root], cwd=repo)
         entries = [e for e in listed.split("\0") if e]
         if not entries:
             continue
-        folder = dest / str(index)
+        folder = dest / root  # (the root's own path: problems name a folder people can find)
         found.folders.append(folder)
         for entry in entries:
             meta, _, path = entry.partition("\t")

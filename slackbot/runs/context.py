@@ -57,4 +57,6 @@ def _with_summary(rows: list[Row], summary: str, upto: int) -> list[Row]:
     if not summary or not rows:
         return rows
     message = summary_message(summary)
+    if rows[0].id > upto:  # the rows the summary stands for are gone (retention): it comes first
+        return [Row(upto, message, estimate_tokens(message))] + rows
     return [rows[0], Row(upto, message, estimate_tokens(message))] + [r for r in rows if r.id > upto]

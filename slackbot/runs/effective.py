@@ -4,12 +4,14 @@ so a change saved in any process applies at once everywhere."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 from typing import Any
 
 from pydantic import ValidationError
 
+from ..sandbox.egress_rules import parse_allowlist
 from ..settings import Settings, parse_size
 from ..store import SavedSettings, Store
 from .setting_fields import BY_KEY, LEGACY
@@ -53,6 +55,11 @@ def check(settings: Settings, key: str, value: Any) -> Any:
             raise SettingInvalid(key, "Must be between 64m and 1t.")
     if key == "model" and not checked:
         raise SettingInvalid(key, "A default model is needed.")
+    if key == "egress_allow" and checked:
+        allowlist, errors = parse_allowlist(checked)
+        errors += [_too_wide(rule.network) for rule in allowlist.addresses if _too_wide(rule.network)]
+        if errors:
+            raise SettingInvalid(key, "; ".join(errors)[:300])
     return checked
 
 
@@ -89,6 +96,20 @@ def shown(settings: Settings) -> dict[str, Any]:
     return {key: getattr(settings, key) for key in BY_KEY}
 
 
+METADATA = tuple(ipaddress.ip_network(n) for n in ("169.254.169.254/32", "fd00:ec2::254/128", "100.100.100.200/32",
+                                                  "168.63.129.16/32"))
+
+
+def _too_wide(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
+    """Why an address range may not be allowed from Slack ("" when it may): a sandbox's network is for
+    package mirrors and the like, not the whole internet or a cloud's metadata service."""
+    if network.prefixlen < (8 if network.version == 4 else 32):
+        return f"{network} is too wide (at most a /8, or a /32 for IPv6)"
+    if any(m.version == network.version and m != network and m.subnet_of(network) for m in METADATA):  # type: ignore[arg-type]
+        return f"{network} includes a cloud metadata address"
+    return ""
+
+
 def _ids(text: str) -> list[str]:
     return [a.strip() for a in str(text).split(",") if a.strip()]
 
@@ -112,3 +133,15 @@ def pushes(settings: Settings, repository_auto_push: bool) -> bool:
 
 def extra_instructions(settings: Settings) -> str:
     return f"Answer in {settings.language}." if settings.language else ""
+
+
+def egress(settings: Settings, startup: tuple[str, ...], startup_text: str) -> tuple[str, ...]:
+    """The destinations a task's network reaches: the startup allowlist, unless an admin saved others."""
+    if settings.egress_allow == startup_text:
+        return startup
+    return tuple(e.strip() for e in settings.egress_allow.replace("\n", ",").split(",") if e.strip()) or startup
+
+
+def bot_branch(branch: str, settings: Settings) -> bool:
+    """A branch the bot made (its tasks' branches): what agents wrote there instructs no later task."""
+    return bool(branch) and branch.startswith(settings.branch_prefix)

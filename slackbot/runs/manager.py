@@ -15,16 +15,20 @@ import time
 from datetime import timedelta
 from typing import Any, Callable
 
+from ..agent.skill_catalog import Catalog
 from ..protocol import TaskFinished, TaskProgress, TaskQueued, TaskRef, TaskStatus, Usage, event_from_dict
-from ..store import AgentThread, Coord, Limits, Queue, RepoBinding, Task, WorkerRow
+from ..store import AgentThread, Coord, Limits, Queue, RepoBinding, Repository, Task, WorkerRow
 from ..store.models import utcnow
 from .outcomes import PushCode, PushResult, StopCode, StopResult, brief
+from . import skill_set
+from .guards import retention
 from .signals import Signals
 from .states import WAITING, move
 from .task_run import RunContext, TaskRun, task_ref
 from .workers import BEATS, Identity, WorkerRegistry
 
 log = logging.getLogger(__name__)
+RETENTION_EVERY_S = 600.0
 DISK_GUARD_S = 1.0
 CLAIM_AT_LEAST_S = 5.0  # a worker tries to claim this often even when told of no change
 S = TaskStatus
@@ -140,8 +144,12 @@ class RunManager:
     async def _housekeeping(self) -> None:
         """Tasks recorded but never queued (their front died before posting the status) are queued."""
         lease = self.ctx.settings.worker_lease_s
+        forgot_at = 0.0
         while True:
             await asyncio.sleep(lease / BEATS)
+            if time.monotonic() - forgot_at > RETENTION_EVERY_S:
+                forgot_at = time.monotonic()
+                await self._quietly(retention(self.ctx), "delete old transcripts")
             try:
                 for task in await self.queue.stale_pending(timedelta(seconds=lease)):
                     assert task.id is not None
@@ -240,6 +248,10 @@ class RunManager:
     async def check_repo(self, url: str, branch: str = "") -> str:
         """Empty when the repository (and branch) can be reached; else what is wrong."""
         return await self.ctx.repo_ops.check(url, branch)
+
+    async def skills(self, repo: Repository | None) -> tuple[Catalog, str]:
+        """The skills a task with `repo` could use, and a note on the repository's own."""
+        return await skill_set.listing(self.ctx, repo)
 
     async def url_refusal(self, url: str, *, trusted: bool) -> str:
         """Why a `repo=URL` may not be used (a non-admin's is `trusted=False`); "" when it may."""

@@ -18,8 +18,11 @@ log = logging.getLogger(__name__)
 
 
 class RepoOps:
-    def __init__(self, settings: Settings, store: Store, mirrors: Mirrors) -> None:
+    def __init__(self, settings: Settings, store: Store, mirrors: Mirrors, *,
+                 redactor: Redactor | None = None) -> None:
+        """`redactor`: the bus's (which learns repository secrets as tasks meet them)."""
         self.settings = settings
+        self.redactor = redactor or Redactor(settings.secrets())
         self.store = store
         self.repos = RepoStore(store)
         self.mirrors = mirrors
@@ -61,7 +64,7 @@ class RepoOps:
             return result(PushCode.PUSHED)
         github = GitHub(self.settings.github_api_url, self.settings.github_token)
         try:
-            clean = Redactor(self.settings.secrets())  # GitHub is outside too
+            clean = self.redactor  # GitHub is outside too
             url = await github.create_pull_request(
                 repo.github, head=thread.branch, base=thread.base_branch or repo.branch or "main",
                 title=clean.text(_title(task)), body=clean.text(_body(task)))

@@ -15,17 +15,24 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..agent.skill_catalog import Catalog, catalog_text, merge
-from ..agent.skills import Problem, Skill, load_dir, mentioned
+from ..agent.skills import Problem, Skill, Source, load_dir, mentioned
 from ..protocol import Mount
 from ..repos import GitRunner
+from ..repos.mirror import rev
 from ..repos.skill_files import export_skills
 from ..settings import Settings
+from ..store import Repository
+
+if TYPE_CHECKING:
+    from .task_run import RunContext
 
 log = logging.getLogger(__name__)
 TARGET = "/skills"  # where the sandbox sees them
-BODY_CAP = 32 * 1024  # a skill's instructions as given to the model (as AGENTS.md)
+BODY_CAP = 32 * 1024
+MAX_NAMED = 3  # skills one request may name  # a skill's instructions as given to the model (as AGENTS.md)
 STALE_S = 8 * 86400  # a crashed process's task folders go after this (longer than the longest task)
 
 
@@ -58,15 +65,18 @@ class TaskSkills:
         skill = self.catalog.get(name)
         if skill is None:
             return None
-        body = skill.body.strip()
+        # (the body cannot close its wrapper or open another one)
+        body = skill.body.strip().replace("<skill", "&lt;skill").replace("</skill", "&lt;/skill")
         cut = f"\n[the skill's instructions were cut at {BODY_CAP // 1024} KiB]" if len(body) > BODY_CAP else ""
         return (f"<skill name=\"{skill.name}\" source=\"{skill.source}\" folder=\"{TARGET}/{skill.name}\">\n"
                 f"{body[:BODY_CAP]}{cut}\n</skill>")
 
     def for_request(self, prompt: str) -> str:
-        """The bodies of the skills a request names as `$name`, to append to it ("" when none)."""
+        """The bodies of the skills a request names as `$name`, to append to it ("" when none). Only the
+        request's own words count, not data it carries (an automation's trigger: a watched message, a
+        webhook body), and at most MAX_NAMED skills."""
         parts, unknown = [], []
-        for name in mentioned(prompt):
+        for name in mentioned(prompt.split("\n[data: ", 1)[0])[:MAX_NAMED]:
             body = self.body(name)
             if body is None:
                 unknown.append(name)
@@ -94,9 +104,7 @@ def gather(settings: Settings, *, task_id: int, mirror: Path | None, sha: str) -
         except Exception as exc:  # the task goes on with the other sources
             log.warning("task %s: could not read the repository's skills: %s", task_id, exc)
             warnings.append("the repository's skills could not be read")
-    if settings.skills_dir is not None:
-        sources.append(load_dir(settings.skills_dir, "admin"))
-    sources.append(load_dir(builtin_dir(), "built-in"))
+    sources += _local(settings, warnings)
     catalog = merge(*sources)
     mounted = folder / "mounted"
     for skill in catalog.skills:
@@ -117,9 +125,7 @@ def channel_catalog(settings: Settings, *, mirror: Path | None, sha: str) -> Cat
                 sources += [load_dir(f, "repository") for f in export_skills(mirror, sha, Path(tmp)).folders]
             except Exception as exc:
                 log.warning("could not read the skills of %s: %s", mirror, exc)
-        if settings.skills_dir is not None:
-            sources.append(load_dir(settings.skills_dir, "admin"))
-        sources.append(load_dir(builtin_dir(), "built-in"))
+        sources += _local(settings, [])
         return merge(*sources)
 
 
@@ -130,6 +136,21 @@ def release(settings: Settings, task_id: int) -> None:
 async def task_skills(git: GitRunner, settings: Settings, *, task_id: int, mirror: Path | None,
                       sha: str) -> TaskSkills:
     return await git.run(lambda: gather(settings, task_id=task_id, mirror=mirror, sha=sha))
+
+
+def _local(settings: Settings, warnings: list[str]) -> list[tuple[list[Skill], list[Problem]]]:
+    """The admin folder's and the built-in skills; a folder that cannot be listed costs only itself."""
+    found = []
+    folders: list[tuple[Path, Source]] = [(builtin_dir(), "built-in")]
+    if settings.skills_dir is not None:
+        folders.insert(0, (settings.skills_dir, "admin"))
+    for folder, source in folders:
+        try:
+            found.append(load_dir(folder, source))
+        except OSError as exc:
+            log.warning("could not read the %s skills in %s: %s", source, folder, exc)
+            warnings.append(f"the {source} skills could not be read")
+    return found
 
 
 def _links_and_hidden(folder: str, names: list[str]) -> list[str]:
@@ -150,3 +171,21 @@ def _prune(root: Path) -> None:
 def _tmp(settings: Settings) -> Path:
     settings.tmp_dir.mkdir(parents=True, exist_ok=True)
     return settings.tmp_dir
+
+
+async def listing(ctx: RunContext, repo: Repository | None) -> tuple[Catalog, str]:
+    """What a task in a channel whose default repository is `repo` could use, and a note on the
+    repository's part (read from its mirror as last fetched; nothing is fetched for a listing)."""
+    mirror = ctx.repo_ops.mirrors.path_for(repo.url, True) if repo is not None else None
+
+    def read() -> tuple[Catalog, str]:
+        sha = ""
+        if repo is not None and mirror is not None and (mirror / "HEAD").is_file():
+            sha = rev(mirror, f"refs/heads/{repo.branch}" if repo.branch else "HEAD")
+        catalog = channel_catalog(ctx.settings, mirror=mirror if sha else None, sha=sha)
+        if repo is None:
+            return catalog, ""
+        if not sha:
+            return catalog, f"`{repo.name}`'s own skills show here after its first task."
+        return catalog, f"`{repo.name}`'s own skills as of its last fetch."
+    return await ctx.git.run(read)

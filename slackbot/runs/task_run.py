@@ -25,9 +25,9 @@ from ..store import AgentThread, Repository, Store, Task
 from ..store.models import utcnow
 from .automation_run import automation_fields, nothing_to_report
 from .bus import EventBus
-from .disk_watch import watch_disk
+from .guards import learn_secrets, watch_disk
 from .commits import commit_message, trailers
-from .effective import extra_instructions, network_policy, pushes, shown, task_settings
+from .effective import bot_branch, egress, extra_instructions, network_policy, pushes, shown, task_settings
 from .skill_set import TaskSkills, release, task_skills
 from .context import build_messages, estimate_tokens
 from .outcomes import PushCode, PushResult, brief
@@ -51,7 +51,7 @@ class RunContext:
     disks: WorkspaceDisks
     git: GitRunner
     results: Results
-    model_for: Callable[[str], Model]
+    model_for: Callable[[str, str], Model]  # (name, reasoning effort)
     repo_ops: RepoOps
     instance: str = "default"
     egress_allow: tuple[str, ...] = ()
@@ -156,6 +156,7 @@ class TaskRun:
         ctx, s, thread, task = self.ctx, self.settings, self.thread, self.task
         if thread.repo_url:
             self.repo = await ctx.repo_ops.repository(thread)
+            await learn_secrets(ctx, self.repo)  # a follow-up in another process redacts them too
             await self.emit(TaskProgress(f"Preparing {self.repo.name if self.repo else thread.repo_url}"))
         else:
             await self.emit(TaskProgress("Preparing a scratch workspace (no repository linked)"))
@@ -165,15 +166,18 @@ class TaskRun:
             self.thread, clone = await clone, None
         self.ref = task_ref(task, self.thread)
         policy = network_policy(self.repo.network if self.repo else "off", s)
-        # Only a repository an admin linked brings its own skills, read at the task's base commit.
-        linked = self.repo is not None and self.thread.repo_id is not None
+        # Only a repository an admin linked brings its own skills, read at the task's base commit, and
+        # not from a branch the bot pushed (what an agent wrote there would instruct the next one).
+        linked = (self.repo is not None and self.thread.repo_id is not None
+                  and not bot_branch(self.thread.base_branch, s))
         self.skills = await task_skills(
             ctx.git, s, task_id=self.ref.task_id, mirror=self.prepared.repo if linked else None,
             sha=self.thread.latest_base_sha or self.thread.base_sha or self.prepared.parent)
         env: dict[str, str] = {}
         if policy == "on" or (policy == "setup" and needs_setup(self.thread, self.repo)):
             await self.emit(TaskProgress("Opening the task's network"))
-            self.network, env = await ctx.sandboxes.open_network(self.ref.task_id, ctx.egress_allow)
+            allow = egress(s, ctx.egress_allow, ctx.settings.egress_allow)
+            self.network, env = await ctx.sandboxes.open_network(self.ref.task_id, allow)
         if needs_setup(self.thread, self.repo):
             await self._setup(env)
         if policy != "on" and self.network:
@@ -183,7 +187,7 @@ class TaskRun:
         await self._start_sandbox(clone, env)
         thread_id, task_id = self.ref.thread_id, self.ref.task_id
         self.agent = Agent(
-            ctx.model_for(task.model or s.model), self.sandbox,
+            ctx.model_for(task.model or s.model, s.reasoning_effort), self.sandbox,
             AgentLimits(s.max_steps, s.command_timeout_s, s.output_limit_chars),
             inbox=lambda: _inbox(ctx, thread_id, task_id),
             # Stored history is a transcript too: redacted like every event.
@@ -285,8 +289,7 @@ class TaskRun:
         if self.prepared is not None:
             with contextlib.suppress(Exception):
                 await ctx.disks.detach(self.ref.thread_id)
-        if self.skills.folder is not None:
-            await ctx.git.run(release, self.settings, self.ref.task_id)
+
         if outcome.patch:
             await ctx.store.set_patch(self.ref.task_id, outcome.patch)
         return status, error, outcome
@@ -319,7 +322,9 @@ class TaskRun:
         usage = tally.usage
         moved = await move(
             ctx.store, self.ref.task_id, status, among=frozenset({S.RUNNING}), of_worker=self.worker,
-            error=error[:2000], answer=tally.answer, finished_at=utcnow(),
+            # (redacted: these columns reach the digest, announcements and pull requests)
+            error=ctx.bus.redactor.text(error[:2000]), answer=ctx.bus.redactor.text(tally.answer),
+            finished_at=utcnow(),
             stopped_by=self.stop_by if status == S.STOPPED else "", announced=False,
             nothing_to_report=nothing_to_report(status, self.result, outcome),
             input_tokens=usage.input_tokens, cached_input_tokens=usage.cached_input_tokens,
@@ -376,6 +381,10 @@ class TaskRun:
                 await ctx.sandboxes.remove_task(self.ref.task_id)
             except Exception:
                 log.exception("task %s: its containers are left for the next reaping", task.id)
+        try:  # then its skills (whether or not gathering them finished: a Stop may have cut it short)
+            await ctx.git.run(release, self.settings, self.ref.task_id)
+        except Exception:
+            log.exception("task %s: could not remove its skills folder", task.id)
 
 
 async def _inbox(ctx: RunContext, thread_id: int, task_id: int) -> list[Steer]:

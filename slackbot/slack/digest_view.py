@@ -26,7 +26,7 @@ def digest_blocks(d: Digest, links: dict[int, str] | None = None) -> tuple[str, 
     """`links` maps task ids to their thread's permalink."""
     links = links or {}
     title = f"Daily digest — {d.day:%A}, {d.day.day} {d.day:%b}"
-    totals = totals_text(d)
+    totals = totals_text(d) if not d.post_to else f"<#{d.channel}> · {totals_text(d)}"
     blocks: Blocks = [{"type": "header", "text": {"type": "plain_text", "text": title, "emoji": True}},
                       {"type": "context", "elements": [{"type": "mrkdwn", "text": totals}]}]
     groups: list[tuple[str, list[str]]] = []

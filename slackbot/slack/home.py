@@ -38,14 +38,19 @@ def age(when: datetime, now: datetime | None = None) -> str:
     return f"{minutes // 1440} days ago"
 
 
-def home_view(rows: list[dict[str, Any]], active: list[dict[str, Any]], defaults: list[str]) -> dict[str, Any]:
-    """rows/active: dicts with id, status, prompt, channel, thread_ts, repo, created_at."""
+def home_view(rows: list[dict[str, Any]], active: list[dict[str, Any]], defaults: list[str],
+              skills: list[str] | None = None, admin: bool = False) -> dict[str, Any]:
+    """rows/active: dicts with id, status, prompt, channel, thread_ts, repo, created_at; `skills`: one
+    line each; `admin`: the viewer may open the settings."""
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "slackbot"}},
         {"type": "section", "text": {"type": "mrkdwn", "text":
             "Mention me in a channel with a task. Reply in the thread to steer me; `/agent help` for more."}},
-        {"type": "header", "text": {"type": "plain_text", "text": "Running and queued"}},
     ]
+    if admin:
+        blocks.append({"type": "actions", "elements": [{
+            "type": "button", "action_id": "settings_open", "text": {"type": "plain_text", "text": "Settings"}}]})
+    blocks.append({"type": "header", "text": {"type": "plain_text", "text": "Running and queued"}})
     if not active:
         blocks.append(_context("Nothing is running."))
     for t in active[:10]:
@@ -58,6 +63,11 @@ def home_view(rows: list[dict[str, Any]], active: list[dict[str, Any]], defaults
     if defaults:
         blocks.append({"type": "header", "text": {"type": "plain_text", "text": "Channel defaults"}})
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(defaults)[:2900]}})
+    if skills:
+        blocks.append({"type": "header", "text": {"type": "plain_text", "text": "Skills"}})
+        blocks.append(_context("Name one as `$name` in a mention; `/agent skills` in a channel also lists "
+                               "its repository's own."))
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(skills)[:2900]}})
     return {"type": "home", "blocks": blocks[:100]}
 
 
@@ -97,7 +107,19 @@ async def _view_for(deps: Deps, user: str) -> dict[str, Any]:
         default = next((r.repo.name for r in linked if r.is_default), "")
         if default:
             defaults.append(f"<#{channel}>: `{escape(default)}`")
-    return home_view([row(t) for t in tasks], [row(t) for t in active], defaults)
+    try:
+        catalog, _ = await deps.runs.skills(None)
+        skills = [f"• `{k.name}` ({k.source}) — {escape(short(k.description))}" for k in catalog.skills]
+    except Exception:  # the Home tab shows the rest
+        log.exception("could not list the skills for the Home tab")
+        skills = []
+    return home_view([row(t) for t in tasks], [row(t) for t in active], defaults, skills,
+                     await deps.is_admin(user))
+
+
+def short(text: str, most: int = 120) -> str:
+    one = " ".join(text.split())
+    return one if len(one) <= most else one[:most - 1] + "…"
 
 
 class HomeRefresher:

@@ -15,6 +15,9 @@ from ...intake import reason
 from ...mrkdwn import compose, escape, mention, unescape
 from ...stopping import stop_task
 from .agent_repo import list_repos, repo_command
+from .agent_secrets import open_secrets
+from .agent_skills import list_skills
+from ..actions.settings_modal import open_settings
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +27,9 @@ HELP = """*slackbot* — a coding agent in your channel.
 • Options in a mention: `repo=NAME|URL`, `branch=NAME`, `model=NAME`.
 • `/agent repos` — repositories linked to this channel
 • `/agent repo add NAME URL [BRANCH] [github=OWNER/REPO]`, `/agent repo default NAME`, `/agent repo remove NAME`, `/agent repo set NAME setup="COMMAND" network=off|setup|on auto_push=on|off` (admins)
+• `/agent secrets NAME` — secrets for a repository's setup command, in a form (admins)
+• `/agent skills` — the skills tasks here can use (`$name` in a mention runs one)
+• `/agent settings` — models, limits, network, access and more, in a form (admins)
 • `/agent tasks` — recent tasks in this channel
 • `/agent digest` — a preview of this channel's daily digest (only you see it)
 • `/automation help` — scheduled, channel-watching and webhook automations
@@ -66,6 +72,8 @@ async def answer(deps: Deps, command: dict[str, Any]) -> str:
         return await repo_command(deps, args[1:], channel=channel, user=user)
     if verb == "tasks":
         return await _tasks(deps, channel)
+    if verb == "skills":
+        return await list_skills(deps, channel)
     if verb == "stop":
         if len(args) != 2 or not is_number(args[1].removeprefix("#")):
             return "Usage: `/agent stop ID` (the number shown as #ID on the task)."
@@ -99,4 +107,8 @@ async def preview_digest(deps: Deps, command: dict[str, Any], respond: Any) -> N
 
 
 # Verbs that answer on their own (a modal, blocks) rather than with one text.
-OWN_REPLY: dict[str, Callable[[Deps, dict[str, Any], Any], Awaitable[None]]] = {"digest": preview_digest}
+OWN_REPLY: dict[str, Callable[[Deps, dict[str, Any], Any], Awaitable[None]]] = {
+    "digest": preview_digest,
+    "settings": open_settings,
+    "secrets": open_secrets,
+}
