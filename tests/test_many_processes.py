@@ -89,7 +89,9 @@ async def test_front_and_two_workers_share_the_queue(slack, model, tmp_path, db_
         last = model.requests_for("job-steer")[-1].body
         assert any("also mention the weather" in str(m.get("content")) for m in last["messages"])
 
-        # Stop pressed in the front reaches the worker running the task.
+        # Stop pressed in the front reaches the worker running the task (one still running: the
+        # steered task has finished by now).
+        running = await running_tasks(store)
         victim_id = next(t for t, w in running.items() if w != running[min(running)])
         victim = await store.get_task(victim_id)
         victim_ts = victim.mention_ts

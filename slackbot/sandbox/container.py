@@ -10,6 +10,7 @@ import docker.errors
 
 from slackbot.protocol import ExecResult
 
+from .channel import Channel
 from .exec_stream import ExecRun, read_frames
 
 WORKDIR = "/workspace"
@@ -20,12 +21,15 @@ DU_TIMEOUT_S = 60
 
 
 class DockerSandbox:
-    def __init__(self, provider: Any, *, container_id: str, name: str, user: str):
+    def __init__(self, provider: Any, *, container_id: str, name: str, user: str, channel: bool = True):
+        """`channel`: commands go through the persistent command channel (channel.py) while it works."""
         self._provider = provider
         self._container_id = container_id
         self._name = name
         self._user = user
         self._closed = False
+        self._use_channel = channel
+        self._channel: Channel | None = None
 
     @property
     def container_id(self) -> str:
@@ -48,6 +52,14 @@ class DockerSandbox:
 
     def _exec_sync(self, command: str, timeout_s: float, run: ExecRun) -> ExecResult:
         api = self._provider.client().api
+        if self._use_channel:
+            if self._channel is None:
+                self._channel = Channel(api, self._container_id, user=self._user, workdir=WORKDIR)
+            result = self._channel.run(command, timeout_s=timeout_s, grace_s=KILL_GRACE_S, read_grace_s=READ_GRACE_S,
+                                       env={"SLACKBOT_EXEC": run.marker}, run=run,
+                                       kill=lambda: self._kill_marked(api, run.marker))
+            if result is not None:
+                return result
         started = time.monotonic()
         # `timeout` puts the command in its own process group and signals all of it, then SIGKILLs
         # it: the command dies in the container even though docker exec has no kill of its own.
@@ -104,6 +116,8 @@ class DockerSandbox:
     async def close(self) -> None:
         if self._closed:
             return
+        if self._channel is not None:
+            self._channel.close()
         from .docker import force_remove
 
         await self._provider.call("remove the sandbox",

@@ -198,7 +198,8 @@ class DockerSandboxes:
             if handover.abandon():  # it was made after all: remove it without waiting
                 self._pool.submit(self._remove_named, name)
             raise
-        return DockerSandbox(self, container_id=container_id, name=name, user=SANDBOX_USER)
+        return DockerSandbox(self, container_id=container_id, name=name, user=SANDBOX_USER,
+                             channel=self.settings.command_channel)
 
     async def run_step(self, step: Step) -> StepResult:
         """A one-shot container (clone, setup, finishing); always removed, however it ends."""
