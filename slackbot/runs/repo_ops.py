@@ -77,6 +77,17 @@ class RepoOps:
         await self.store.update_thread(thread.id, pr_url=url)
         return result(PushCode.PR_OPENED, pr_url=url)
 
+    async def auto_push(self, thread: AgentThread, task: Task, answer: str) -> PushResult:
+        """A finished task's push of its own (the repository or channel asks for it)."""
+        if task.requester != thread.requester:  # only the thread's first requester (or an admin) pushes
+            return PushResult(PushCode.NOT_REQUESTER, branch=thread.branch, task_id=task.id or 0)
+        task.answer = answer
+        try:
+            return await self.push(thread, task)
+        except Exception as exc:  # the task is done; only the push failed
+            log.exception("auto push of task %s failed", task.id)
+            return PushResult(PushCode.FAILED, branch=thread.branch, detail=str(exc), task_id=task.id or 0)
+
 
 def _title(task: Task) -> str:
     first = task.prompt.strip().splitlines()[0] if task.prompt.strip() else f"slackbot task #{task.id}"

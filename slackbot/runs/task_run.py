@@ -26,11 +26,12 @@ from ..store.models import utcnow
 from .automation_run import automation_fields, nothing_to_report
 from .bus import EventBus
 from .guards import learn_secrets, watch_disk
+from .write_behind import WriteBehind
 from .commits import commit_message, trailers
 from .effective import bot_branch, egress, extra_instructions, network_policy, pushes, shown, task_settings
 from .skill_set import TaskSkills, release, task_skills
 from .context import build_messages, estimate_tokens
-from .outcomes import PushCode, PushResult, brief
+from .outcomes import brief
 from .repo_ops import RepoOps
 from .states import move
 from .workspace import Outcome, Prepared, SetupFailed, WorkspaceSteps, needs_setup
@@ -76,6 +77,7 @@ class TaskRun:
         self.network = ""
         self.repo: Repository | None = None
         self.skills = TaskSkills()
+        self.writes = WriteBehind(f"task-{task.id}")  # the agent's steps' history and events
         self.halted = ""  # why the bot itself stopped the task (its disk quota, the host's disk)
         self.stop_by = ""  # who pressed Stop
         self.dropped = False  # another process took this task over (this one was presumed dead)
@@ -86,6 +88,12 @@ class TaskRun:
     async def emit(self, event: Event) -> None:
         self.turn_started = self.turn_started or isinstance(event, TurnStarted)
         await self.ctx.bus.emit(self.ref, event)
+
+    async def emit_soon(self, event: Event) -> None:
+        """The agent's events: in order, off its path (flushed before the run reads or ends)."""
+        self.turn_started = self.turn_started or isinstance(event, TurnStarted)
+        ref = self.ref
+        self.writes.put(lambda: self.ctx.bus.emit(ref, event))
 
     async def run(self) -> None:
         self.settings = await task_settings(self.ctx.store, self.ctx.settings, self.task.channel)
@@ -106,10 +114,11 @@ class TaskRun:
                 messages, usage = await self._messages()
                 # The turn's end (turn.completed / failed) is held back until the changes are
                 # committed, so that file_change lands inside the turn, as in codex's stream.
-                self.result = await self.agent.run(messages, self.emit, usage=usage)
+                self.result = await self.agent.run(messages, self.emit_soon, usage=usage)
             status, error = (S.FAILED, self.result.error) if self.result.error else (S.DONE, "")
         except asyncio.CancelledError:
             if self.dropped:
+                await self.writes.close()
                 await self._release_containers()
                 return
             if self.halted:
@@ -190,11 +199,15 @@ class TaskRun:
             ctx.model_for(task.model or s.model, s.reasoning_effort), self.sandbox,
             AgentLimits(s.max_steps, s.command_timeout_s, s.output_limit_chars),
             inbox=lambda: _inbox(ctx, thread_id, task_id),
-            # Stored history is a transcript too: redacted like every event.
-            record=lambda m: ctx.store.add_history(thread_id, task_id, ctx.bus.redactor.value(m),
-                                                   estimate_tokens(m)),
+            record=self._record,
             requester=task.requester, automation=task.automation_id is not None,
             skills=tuple(k.name for k in self.skills.catalog.skills), skill_body=self.skills.body)
+
+    async def _record(self, message: dict[str, Any]) -> None:
+        """One message of the model's history, stored behind the agent (redacted: it is a transcript too)."""
+        ctx, thread_id, task_id = self.ctx, self.ref.thread_id, self.ref.task_id
+        clean = ctx.bus.redactor.value(message)
+        self.writes.put(lambda: ctx.store.add_history(thread_id, task_id, clean, estimate_tokens(message)))
 
     async def _start_sandbox(self, clone: Awaitable[AgentThread] | None, env: dict[str, str]) -> None:
         """The agent's container; a first checkout is made meanwhile (the container waits idle for it)."""
@@ -240,6 +253,7 @@ class TaskRun:
             await self.agent.record(steer_message(steer, self.task.requester))
             await self.emit(ItemCompleted(UserMessage(f"task_{self.task.id}_inbox_{steer.ts}", steer.text,
                                                       steer.user)))
+        await self.writes.flush()  # (the history is read back next)
         instructions = "\n\n".join(t for t in (self.prepared.instructions, self.skills.prompt_text(),
                                                 extra_instructions(s)) if t)
         messages, usage = await build_messages(
@@ -267,6 +281,7 @@ class TaskRun:
             self._main.cancel()
 
     async def _finish(self, status: TaskStatus, error: str) -> None:
+        await self.writes.flush()  # the steps' events come before the end's
         await self._release_containers()
         status, error, outcome = await self._take_result(status, error)
         await self._close_turn(status, error, outcome)
@@ -342,7 +357,9 @@ class TaskRun:
         answer = tally.answer
         pushable = bool(thread.repo_url and thread.repo_trusted and thread.branch and thread.tip_sha
                         and thread.tip_sha != thread.base_sha)
-        push = await self._auto_push(status, outcome, answer) if pushable else None
+        wanted = status == S.DONE and bool(outcome.files) and self.repo is not None and pushes(
+            self.settings, self.repo.auto_push)
+        push = await ctx.repo_ops.auto_push(thread, self.task, answer) if pushable and wanted else None
         await self.emit(TaskFinished(
             status=status, answer=answer, error=error, files=outcome.files, elapsed_s=time.monotonic() - self.started,
             usage=tally.usage, stopped_by=self.stop_by if status == S.STOPPED else "",
@@ -353,18 +370,6 @@ class TaskRun:
             left_out=tuple(LeftOut(p, n) for p, n in outcome.left_out), **await automation_fields(
                 ctx.store, self.task, nothing_to_report(status, self.result, outcome))))
         await ctx.store.update_task(self.ref.task_id, announced=True)
-
-    async def _auto_push(self, status: TaskStatus, outcome: Outcome, answer: str) -> PushResult | None:
-        if not (status == S.DONE and outcome.files and self.repo and pushes(self.settings, self.repo.auto_push)):
-            return None
-        if self.task.requester != self.thread.requester:  # only the thread's first requester (or an admin) pushes
-            return PushResult(PushCode.NOT_REQUESTER, branch=self.thread.branch, task_id=self.ref.task_id)
-        self.task.answer = answer
-        try:
-            return await self.ctx.repo_ops.push(self.thread, self.task)
-        except Exception as exc:  # the task is done; only the push failed
-            log.exception("auto push of task %s failed", self.task.id)
-            return PushResult(PushCode.FAILED, branch=self.thread.branch, detail=str(exc), task_id=self.ref.task_id)
 
     async def _release_containers(self) -> None:
         """The agent's container (and with it every process the agent started) goes first, however the

@@ -73,6 +73,7 @@ class ScriptedModel:
     def __init__(self, model_ids: tuple[str, ...] = ("gpt-5.5",)) -> None:
         self.model_ids = list(model_ids)
         self.requests: list[ModelRequest] = []
+        self.answered: list[float] = []  # when each non-streamed chat answer was ready
         self.fallback: StepLike = text("done")  # answer when a script is exhausted
         self._default: deque[StepLike] = deque()
         self._scripts: dict[str, deque[StepLike]] = {}
@@ -187,11 +188,12 @@ class ScriptedModel:
     # ---- handlers --------------------------------------------------------------------------
 
     async def _begin(self, request: web.Request) -> tuple[dict, Step, web.Response | None]:
+        arrived = time.monotonic()
         try:
             body = await request.json()
         except ValueError:
             return {}, text(""), _error_response(error(400, "body is not JSON"))
-        self.requests.append(ModelRequest(request.path, body, time.monotonic()))
+        self.requests.append(ModelRequest(request.path, body, arrived))
         step = self._next_step(body)
         if step.delay:
             await asyncio.sleep(step.delay)
@@ -210,7 +212,9 @@ class ScriptedModel:
         model = body.get("model") or self.model_ids[0]
         usage = self._chat_usage(body, step)
         if not body.get("stream"):
-            return web.json_response(ms.chat_completion(step, rid, model, created, usage))
+            answer = web.json_response(ms.chat_completion(step, rid, model, created, usage))
+            self.answered.append(time.monotonic())  # (the model's own time ends here)
+            return answer
         include = bool((body.get("stream_options") or {}).get("include_usage"))
         chunks = ms.chat_chunks(step, rid, model, created, usage if include else None)
         resp = await _sse_start(request)
