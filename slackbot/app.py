@@ -68,8 +68,8 @@ class Models:
 
 def egress_allowlist(settings: Settings) -> tuple[str, ...]:
     """Where networked sandboxes may go: the setting, else what this machine's package managers use."""
-    if settings.egress_allow.strip():
-        return tuple(e.strip() for e in settings.egress_allow.replace("\n", ",").split(",") if e.strip())
+    if settings.egress_entries:
+        return settings.egress_entries
     from .sandbox.egress_allow import default_allowlist
 
     return tuple(default_allowlist())

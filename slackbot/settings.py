@@ -227,6 +227,11 @@ class Settings(BaseSettings):
         return tuple(dict.fromkeys([self.model, *listed]))
 
     @property
+    def egress_entries(self) -> tuple[str, ...]:
+        """SLACKBOT_EGRESS_ALLOW's entries (comma- or line-separated)."""
+        return tuple(e.strip() for e in self.egress_allow.replace("\n", ",").split(",") if e.strip())
+
+    @property
     def starter_ids(self) -> frozenset[str]:
         return frozenset(a.strip() for a in self.starters.split(",") if a.strip())
 

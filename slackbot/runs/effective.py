@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..sandbox.egress_rules import parse_allowlist
+from ..sandbox.egress_rules import METADATA, parse_allowlist
 from ..settings import Settings, parse_size
 from ..store import SavedSettings, Store
 from .setting_fields import BY_KEY, LEGACY
@@ -96,10 +96,6 @@ def shown(settings: Settings) -> dict[str, Any]:
     return {key: getattr(settings, key) for key in BY_KEY}
 
 
-METADATA = tuple(ipaddress.ip_network(n) for n in ("169.254.169.254/32", "fd00:ec2::254/128", "100.100.100.200/32",
-                                                  "168.63.129.16/32"))
-
-
 def _too_wide(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
     """Why an address range may not be allowed from Slack ("" when it may): a sandbox's network is for
     package mirrors and the like, not the whole internet or a cloud's metadata service."""
@@ -139,7 +135,7 @@ def egress(settings: Settings, startup: tuple[str, ...], startup_text: str) -> t
     """The destinations a task's network reaches: the startup allowlist, unless an admin saved others."""
     if settings.egress_allow == startup_text:
         return startup
-    return tuple(e.strip() for e in settings.egress_allow.replace("\n", ",").split(",") if e.strip()) or startup
+    return settings.egress_entries or startup
 
 
 def bot_branch(branch: str, settings: Settings) -> bool:

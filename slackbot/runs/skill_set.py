@@ -94,18 +94,8 @@ def gather(settings: Settings, *, task_id: int, mirror: Path | None, sha: str) -
     _prune(root)
     folder = root / f"task-{task_id}"
     shutil.rmtree(folder, ignore_errors=True)
-    sources: list[tuple[list[Skill], list[Problem]]] = []
     warnings: list[str] = []
-    if mirror is not None and sha:
-        try:
-            exported = export_skills(mirror, sha, folder / "repository")
-            warnings += exported.warnings
-            sources += [load_dir(f, "repository") for f in exported.folders]
-        except Exception as exc:  # the task goes on with the other sources
-            log.warning("task %s: could not read the repository's skills: %s", task_id, exc)
-            warnings.append("the repository's skills could not be read")
-    sources += _local(settings, warnings)
-    catalog = merge(*sources)
+    catalog = _catalog(settings, mirror, sha, folder / "repository", warnings)
     mounted = folder / "mounted"
     for skill in catalog.skills:
         shutil.copytree(skill.path, mounted / skill.name, ignore=_links_and_hidden, dirs_exist_ok=True)
@@ -119,14 +109,7 @@ def channel_catalog(settings: Settings, *, mirror: Path | None, sha: str) -> Cat
     import tempfile
 
     with tempfile.TemporaryDirectory(dir=_tmp(settings)) as tmp:
-        sources: list[tuple[list[Skill], list[Problem]]] = []
-        if mirror is not None and sha:
-            try:
-                sources += [load_dir(f, "repository") for f in export_skills(mirror, sha, Path(tmp)).folders]
-            except Exception as exc:
-                log.warning("could not read the skills of %s: %s", mirror, exc)
-        sources += _local(settings, [])
-        return merge(*sources)
+        return _catalog(settings, mirror, sha, Path(tmp), [])
 
 
 def release(settings: Settings, task_id: int) -> None:
@@ -136,6 +119,20 @@ def release(settings: Settings, task_id: int) -> None:
 async def task_skills(git: GitRunner, settings: Settings, *, task_id: int, mirror: Path | None,
                       sha: str) -> TaskSkills:
     return await git.run(lambda: gather(settings, task_id=task_id, mirror=mirror, sha=sha))
+
+
+def _catalog(settings: Settings, mirror: Path | None, sha: str, dest: Path, warnings: list[str]) -> Catalog:
+    """Every source merged: the repository's (exported into `dest`), the admin folder's, the built-in."""
+    sources: list[tuple[list[Skill], list[Problem]]] = []
+    if mirror is not None and sha:
+        try:
+            exported = export_skills(mirror, sha, dest)
+            warnings += exported.warnings
+            sources += [load_dir(f, "repository") for f in exported.folders]
+        except Exception as exc:  # the task goes on with the other sources
+            log.warning("could not read the skills of %s at %s: %s", mirror, sha[:12], exc)
+            warnings.append("the repository's skills could not be read")
+    return merge(*sources, *_local(settings, warnings))
 
 
 def _local(settings: Settings, warnings: list[str]) -> list[tuple[list[Skill], list[Problem]]]:

@@ -35,9 +35,9 @@ def _networks(*texts: str) -> tuple[IPNetwork, ...]:
 
 
 # The first kind that matches names the refusal, so metadata comes before link-local.
+METADATA = _networks("169.254.169.254/32", "fd00:ec2::254/128", "100.100.100.200/32", "168.63.129.16/32")
 _SPECIAL = (
-    ("a cloud metadata address", _networks("169.254.169.254/32", "fd00:ec2::254/128", "100.100.100.200/32",
-                                           "168.63.129.16/32")),
+    ("a cloud metadata address", METADATA),
     ("unspecified", _networks("0.0.0.0/8", "::/128")),
     ("loopback", _networks("127.0.0.0/8", "::1/128")),
     ("private", _networks("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")),
