@@ -343,14 +343,19 @@ class StepResult:
 
 
 class SandboxProvider(Protocol):
-    """Starts task containers and cleans up after them (docker now; a warm pool later). What it
-    starts is labelled with `worker`, the process's identity, so a dead worker's leftovers are found."""
+    """Starts task containers and cleans up after them (docker, with a warm pool). What it starts is
+    labelled with `worker`, the process's identity, so a dead worker's leftovers are found."""
 
     worker: str
 
     async def start(self, *, task_id: int, mounts: tuple[Mount, ...], network: str = "",
                     env: dict[str, str] | None = None, cpus: float | None = None,
                     memory: str | None = None) -> Sandbox: ...
+
+    def keep_warm(self) -> None: ...
+
+    async def take_warm(self, *, task_id: int, mounts: tuple[Mount, ...], cpus: float | None = None,
+                        memory: str | None = None) -> Sandbox | None: ...
 
     async def run_step(self, step: Step) -> StepResult: ...
 

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     sandbox_pids: int = Field(512, alias="SLACKBOT_SANDBOX_PIDS")
     command_channel: bool = Field(True, alias="SLACKBOT_COMMAND_CHANNEL", description=(
         "Agent commands go through one long-lived process in the sandbox (off: one docker exec each)."))
+    warm_pool: int = Field(2, ge=0, le=32, alias="SLACKBOT_WARM_POOL", description=(
+        "Sandbox containers kept started for tasks without a network (0: off; needs root)."))
     docker_timeout_s: float = Field(60.0, alias="SLACKBOT_DOCKER_TIMEOUT_S",
                                     description="Bound on one docker engine call (not on a command).")
     sandbox_tmp: str = Field("512m", alias="SLACKBOT_SANDBOX_TMP", description="Size of the tmpfs at /tmp.")

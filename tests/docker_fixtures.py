@@ -17,6 +17,7 @@ import docker
 import pytest
 
 from slackbot.sandbox import DockerSandboxes
+from slackbot.sandbox.docker import task_of
 from slackbot.settings import Settings
 
 IMAGE = os.environ.get("SLACKBOT_TEST_IMAGE", "slackbot-sandbox:latest")
@@ -78,11 +79,24 @@ async def sandboxes(engine, settings):
 
 
 def containers_of(engine: docker.DockerClient, instance: str, task_id: int | None = None) -> list[dict]:
-    """Every container, running or not, labelled with `instance` (and `task_id`)."""
-    labels = ["slackbot.managed=1", f"slackbot.instance={instance}"]
-    if task_id is not None:
-        labels.append(f"slackbot.task={task_id}")
-    return engine.api.containers(all=True, filters={"label": labels})
+    """Every container, running or not, labelled with `instance` (and of `task_id`; see task_view)."""
+    found = engine.api.containers(all=True, filters={"label": ["slackbot.managed=1", f"slackbot.instance={instance}"]})
+    return [c for c in task_view(found) if task_id is None or c["Labels"].get("slackbot.task") == str(task_id)]
+
+
+def task_view(containers: list[dict]) -> list[dict]:
+    """Containers as tasks own them: a warm container handed to a task shows as that task's agent
+    container (its labels were set before it had a task); one still waiting in the pool is left out."""
+    seen = []
+    for c in containers:
+        labels = c.get("Labels") or {}
+        if labels.get("slackbot.role") == "pool":
+            task = task_of(c)
+            if not task:
+                continue
+            c = {**c, "Labels": {**labels, "slackbot.task": str(task), "slackbot.role": "agent"}}
+        seen.append(c)
+    return seen
 
 
 def networks_of(engine: docker.DockerClient, instance: str, task_id: int | None = None) -> list[dict]:

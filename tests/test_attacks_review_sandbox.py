@@ -98,7 +98,7 @@ async def test_s9_output_of_pid_1_never_reaches_a_host_log_file(rig):
             "echo rc=$?", "sleep 1; echo waited"], channel="CS9")
     assert "rc=0" in tool_outputs(model, "s9-fill-the-log")[-2]  # 300 MB went to pid 1's stdout
     roles = {c["role"]: c["log"] for c in watch.seen.values() if c["role"] != "egress"}
-    assert {"agent", "setup"} <= set(roles), roles
+    assert {"agent", "setup"} <= set(roles) or {"pool", "setup"} <= set(roles), roles  # (pool: a warm agent)
     assert set(roles.values()) == {"none"}, roles
     assert watch.largest_log <= 1 << 20, f"a host log file grew to {watch.largest_log >> 20} MiB"
 

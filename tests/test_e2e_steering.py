@@ -11,6 +11,7 @@ import pytest
 from slackbot.agent.history import SUMMARY_PROMPT
 from slackbot.app import Bot, instance_label
 from tests.conftest import make_settings
+from tests.docker_fixtures import task_view
 from tests.fakes import shell, text
 from tests.helpers import block_text, bot_messages, mention, reply, wait_final
 
@@ -25,7 +26,7 @@ def task_containers(settings) -> list[dict]:
     """This bot's task containers (the low-level list: no per-container inspect that could race a removal)."""
     client = docker.APIClient()
     try:
-        return client.containers(all=True, filters={"label": f"slackbot.instance={instance_label(settings)}"})
+        return task_view(client.containers(all=True, filters={"label": f"slackbot.instance={instance_label(settings)}"}))
     finally:
         client.close()
 

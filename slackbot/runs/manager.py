@@ -74,6 +74,7 @@ class RunManager:
             reaped = await self._quietly(self.ctx.sandboxes.reap(live), "remove leftover sandboxes")
             if reaped:
                 log.info("removed %d leftover sandbox containers", len(reaped))
+            self.ctx.sandboxes.keep_warm()
             loops += [(self._dispatch, "run-dispatcher"), (self._guard_disk, "disk-guard"),
                       (self._watch_stops, "stop-watcher")]
         self._loops = [asyncio.create_task(fn(), name=name) for fn, name in loops]

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Literal
+from typing import Any, Callable, Literal
 
 from ..agent import Agent, AgentLimits, Model
 from ..agent.loop import AgentResult
@@ -28,6 +28,7 @@ from .bus import EventBus
 from .guards import learn_secrets, watch_disk
 from .write_behind import WriteBehind
 from .commits import commit_message, trailers
+from .checkout import AfterCheckout
 from .effective import bot_branch, egress, extra_instructions, network_policy, pushes, shown, task_settings
 from .skill_set import TaskSkills, release, task_skills
 from .context import build_messages, estimate_tokens
@@ -115,6 +116,8 @@ class TaskRun:
                 # The turn's end (turn.completed / failed) is held back until the changes are
                 # committed, so that file_change lands inside the turn, as in codex's stream.
                 self.result = await self.agent.run(messages, self.emit_soon, usage=usage)
+                if isinstance(self.sandbox, AfterCheckout):
+                    await self.sandbox.ready()  # (the agent may never have run a command)
             status, error = (S.FAILED, self.result.error) if self.result.error else (S.DONE, "")
         except asyncio.CancelledError:
             if self.dropped:
@@ -169,10 +172,9 @@ class TaskRun:
             await self.emit(TaskProgress(f"Preparing {self.repo.name if self.repo else thread.repo_url}"))
         else:
             await self.emit(TaskProgress("Preparing a scratch workspace (no repository linked)"))
-        self.thread, self.prepared, clone = await self.steps.prepare(
-            thread, task, lambda text: self.emit(TaskProgress(text)))
-        if clone is not None and (needs_setup(self.thread, self.repo) or self.repo and self.repo.network == "on"):
-            self.thread, clone = await clone, None
+        self.thread, self.prepared = await self.steps.prepare(thread, task, self._progress)
+        if self.prepared.fresh and (needs_setup(self.thread, self.repo) or self.repo and self.repo.network == "on"):
+            self.thread = await self.steps.clone(self.thread, task, self.prepared, self._progress)
         self.ref = task_ref(task, self.thread)
         policy = network_policy(self.repo.network if self.repo else "off", s)
         # Only a repository an admin linked brings its own skills, read at the task's base commit, and
@@ -193,7 +195,7 @@ class TaskRun:
             await ctx.sandboxes.close_network(self.ref.task_id)
             self.network, env = "", {}
         await self.emit(TaskProgress("Starting sandbox"))
-        await self._start_sandbox(clone, env)
+        await self._start_sandbox(env)
         thread_id, task_id = self.ref.thread_id, self.ref.task_id
         self.agent = Agent(
             ctx.model_for(task.model or s.model, s.reasoning_effort), self.sandbox,
@@ -209,20 +211,35 @@ class TaskRun:
         clean = ctx.bus.redactor.value(message)
         self.writes.put(lambda: ctx.store.add_history(thread_id, task_id, clean, estimate_tokens(message)))
 
-    async def _start_sandbox(self, clone: Awaitable[AgentThread] | None, env: dict[str, str]) -> None:
-        """The agent's container; a first checkout is made meanwhile (the container waits idle for it)."""
+    def _checked_out(self, thread: AgentThread) -> None:
+        self.thread = thread
+
+    async def _progress(self, text: str) -> None:
+        await self.emit(TaskProgress(text))
+
+    async def _start_sandbox(self, env: dict[str, str]) -> None:
+        """The agent's container: a warm one when there is one (the first checkout then made in it), else
+        a cold one started while the first checkout is made in a container of its own."""
         assert self.prepared is not None
-        prepared = self.prepared
+        prepared, s, sandboxes = self.prepared, self.settings, self.ctx.sandboxes
+        mounts = prepared.mounts + self.skills.mounts
+        if not self.network and not env:
+            self.sandbox = await sandboxes.take_warm(task_id=self.ref.task_id, mounts=mounts, cpus=s.sandbox_cpus,
+                                                     memory=s.sandbox_memory)
+            if self.sandbox is not None:
+                if prepared.fresh:  # made in it while the model's first call goes out
+                    self.sandbox = AfterCheckout(self.sandbox, self.steps.clone(
+                        self.thread, self.task, prepared, self._progress, via=self.sandbox), self._checked_out)
+                return
 
         async def start() -> None:
-            s = self.settings
-            self.sandbox = await self.ctx.sandboxes.start(
-                task_id=self.ref.task_id, mounts=prepared.mounts + self.skills.mounts, network=self.network,
-                env=env, cpus=s.sandbox_cpus, memory=s.sandbox_memory)
-        if clone is None:
+            self.sandbox = await sandboxes.start(task_id=self.ref.task_id, mounts=mounts, network=self.network,
+                                                 env=env, cpus=s.sandbox_cpus, memory=s.sandbox_memory)
+        if not prepared.fresh:
             await start()
             return
-        cloned, started = await asyncio.gather(clone, start(), return_exceptions=True)
+        cloned, started = await asyncio.gather(self.steps.clone(self.thread, self.task, prepared, self._progress),
+                                               start(), return_exceptions=True)
         if isinstance(cloned, BaseException):
             raise cloned
         if isinstance(started, BaseException):

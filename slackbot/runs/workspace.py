@@ -13,7 +13,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from ..protocol import FileStat, Mount, Step, StepResult
 from ..repos import RepoError, ResultRefused, branch_name, ensure_scratch, scripts
@@ -44,6 +44,7 @@ class Prepared:
     parent: str  # the thread's tip when the task starts
     mounts: tuple[Mount, ...]  # for the setup and agent containers
     instructions: str = ""
+    fresh: str = ""  # the base commit a first checkout is still to be made of
 
 
 @dataclass
@@ -62,10 +63,9 @@ class WorkspaceSteps:
         self.ctx = ctx
         self.s = ctx.settings
 
-    async def prepare(self, thread: AgentThread, task: Task,
-                      progress: Progress) -> tuple[AgentThread, Prepared, Awaitable[AgentThread] | None]:
-        """The workspace, mounted; with a checkout still to make on a thread's first task, the third value
-        makes it (the caller may start the agent's container meanwhile)."""
+    async def prepare(self, thread: AgentThread, task: Task, progress: Progress) -> tuple[AgentThread, Prepared]:
+        """The workspace, mounted. A thread's first task still has its checkout to make (`fresh`, then
+        `clone`): the caller may start the agent's container meanwhile, or make it through a warm one."""
         ctx = self.ctx
         assert thread.id is not None  # read from the store, as every thread and task here
         disk = await ctx.disks.attach(thread.id)  # refuses when the disk is nearly full
@@ -77,13 +77,12 @@ class WorkspaceSteps:
         if disk.moved_aside:
             await progress("This thread's workspace was made by an older version; starting a fresh one")
             fresh = fresh or thread.base_sha or thread.tip_sha
-        clone = self._clone(thread, task, repo, disk, fresh, progress) if fresh else None
         instructions = ""
         if thread.repo_url and not bot_branch(thread.base_branch, self.s):  # (an agent may have written it)
             instructions = await ctx.results.instructions(repo, fresh or thread.latest_base_sha or thread.base_sha,
                                                           AGENTS_MD_CAP)
         mounts = (Mount(str(disk.path), "/workspace"), Mount(str(disk.home), "/home/agent"))
-        return thread, Prepared(disk, repo, fresh or thread.tip_sha, mounts, instructions), clone
+        return thread, Prepared(disk, repo, fresh or thread.tip_sha, mounts, instructions, fresh or "")
 
     async def _mirror(self, thread: AgentThread, task: Task, disk: WorkspaceDisk,
                       progress: Progress) -> tuple[AgentThread, Path, str | None]:
@@ -109,16 +108,24 @@ class WorkspaceSteps:
             thread = await self.ctx.store.update_thread(thread_id, latest_base_sha=found.base_sha)
         return thread, found.mirror, None
 
-    async def _clone(self, thread: AgentThread, task: Task, repo: Path, disk: WorkspaceDisk, base: str,
-                     progress: Progress) -> AgentThread:
+    async def clone(self, thread: AgentThread, task: Task, prepared: Prepared, progress: Progress,
+                    via: Any = None) -> AgentThread:
+        """The first checkout of `prepared.fresh`: in a one-shot container, or in the agent's warm
+        container `via` before the agent has run in it (the mirror lent to it read-only meanwhile)."""
         assert thread.id is not None
+        repo, disk, base = prepared.repo, prepared.disk, prepared.fresh
         branch = thread.branch or f"{self.s.branch_prefix}scratch-{task.id}"
         await progress("Checking out the repository" if thread.repo_url else "Preparing a scratch workspace")
         await self.ctx.results.start_thread(repo, thread.id, base)
         argv, env = scripts.clone(base_sha=base, branch=branch,
                                   origin=display_url(thread.repo_url) if thread.repo_url else "")
-        result = await self._step(task, "clone", argv, env, (Mount(str(repo), "/mirror", read_only=True),
-                                                             Mount(str(disk.path), "/workspace")))
+        mirror = Mount(str(repo), "/mirror", read_only=True)
+        if via is not None:
+            done = await via.with_mount(mirror, argv[-1], timeout_s=STEP_TIMEOUT_S, env=env)
+            result = StepResult(done.exit_code, done.output)
+        else:
+            result = await self._step(task, "clone", argv, env, (mirror, Mount(str(disk.path), "/workspace")))
+        prepared.fresh = ""
         if result.exit_code != 0:
             raise RepoError(f"I could not check out the repository: {_last_line(result.output)}")
         return await self.ctx.store.update_thread(

@@ -39,8 +39,10 @@ class WriteBehind:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _drain(self) -> None:
-        while True:
-            write = await self._queue.get()
+        # Ends once the queue is empty (no await between that check and the end, so a `put` either
+        # lands before it or starts a new drain): an idle run holds no task.
+        while not self._queue.empty():
+            write = self._queue.get_nowait()
             try:
                 await write()
             except Exception:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Any
+from typing import Any, Callable
 
 import docker.errors
 
-from slackbot.protocol import ExecResult
+from slackbot.protocol import ExecResult, Mount
 
 from .channel import Channel
 from .exec_stream import ExecRun, read_frames
@@ -21,15 +21,19 @@ DU_TIMEOUT_S = 60
 
 
 class DockerSandbox:
-    def __init__(self, provider: Any, *, container_id: str, name: str, user: str, channel: bool = True):
-        """`channel`: commands go through the persistent command channel (channel.py) while it works."""
+    def __init__(self, provider: Any, *, container_id: str, name: str, user: str, channel: bool = True,
+                 pooled: Any = None, on_close: Callable[[], object] | None = None):
+        """`channel`: commands go through the persistent command channel (channel.py) while it works.
+        `pooled`: a warm container (pool.py), its channel open and its directories bound into its slot."""
         self._provider = provider
         self._container_id = container_id
         self._name = name
         self._user = user
         self._closed = False
         self._use_channel = channel
-        self._channel: Channel | None = None
+        self._channel: Channel | None = pooled.channel if pooled is not None else None
+        self._pooled = pooled
+        self._on_close = on_close
 
     @property
     def container_id(self) -> str:
@@ -39,25 +43,45 @@ class DockerSandbox:
     def container_name(self) -> str:
         return self._name
 
-    async def exec(self, command: str, *, timeout_s: float) -> ExecResult:
+    @property
+    def mounts_later(self) -> bool:
+        """True for a warm container: `with_mount` can lend it a directory for a while."""
+        return self._pooled is not None
+
+    async def exec(self, command: str, *, timeout_s: float, env: dict[str, str] | None = None) -> ExecResult:
         run = ExecRun()
         try:
             return await self._provider.call(
-                "run a command in the sandbox", self._exec_sync, command, timeout_s, run,
+                "run a command in the sandbox", self._exec_sync, command, timeout_s, run, env or {},
                 timeout_s=timeout_s + CALLER_GRACE_S)
         except BaseException:
             # Cancelled (Stop) or given up on: the pool thread sees this and kills the command.
             run.abandoned = True
             raise
 
-    def _exec_sync(self, command: str, timeout_s: float, run: ExecRun) -> ExecResult:
+    async def with_mount(self, mount: Mount, command: str, *, timeout_s: float, env: dict[str, str]) -> ExecResult:
+        """Runs one command with `mount` bound in (a warm container's /mirror, for the first checkout);
+        the bind is gone again before this returns, or the sandbox is removed and the task fails."""
+        slot = self._pooled.slot
+        await self._provider.call("lend the sandbox a directory", slot.bind, mount.source, mount.target,
+                                  read_only=mount.read_only)
+        try:
+            return await self.exec(command, timeout_s=timeout_s, env=env)
+        finally:
+            try:
+                await self._provider.call("take a directory back from the sandbox", slot.unbind, mount.target)
+            except BaseException:
+                await self.close()
+                raise
+
+    def _exec_sync(self, command: str, timeout_s: float, run: ExecRun, env: dict[str, str]) -> ExecResult:
         api = self._provider.client().api
+        env = {**env, "SLACKBOT_EXEC": run.marker}
         if self._use_channel:
             if self._channel is None:
                 self._channel = Channel(api, self._container_id, user=self._user, workdir=WORKDIR)
             result = self._channel.run(command, timeout_s=timeout_s, grace_s=KILL_GRACE_S, read_grace_s=READ_GRACE_S,
-                                       env={"SLACKBOT_EXEC": run.marker}, run=run,
-                                       kill=lambda: self._kill_marked(api, run.marker))
+                                       env=env, run=run, kill=lambda: self._kill_marked(api, run.marker))
             if result is not None:
                 return result
         started = time.monotonic()
@@ -65,8 +89,7 @@ class DockerSandbox:
         # it: the command dies in the container even though docker exec has no kill of its own.
         argv = ["timeout", "-k", str(KILL_GRACE_S), f"{timeout_s:g}", "bash", "-lc", command]
         exec_id = api.exec_create(self._container_id, argv, stdout=True, stderr=True, tty=False,
-                                  user=self._user, workdir=WORKDIR,
-                                  environment={"SLACKBOT_EXEC": run.marker})["Id"]
+                                  user=self._user, workdir=WORKDIR, environment=env)["Id"]
         sock = api.exec_start(exec_id, socket=True)
         deadline = started + timeout_s + KILL_GRACE_S + READ_GRACE_S
         try:
@@ -118,11 +141,13 @@ class DockerSandbox:
             return
         if self._channel is not None:
             self._channel.close()
-        from .docker import force_remove
-
-        await self._provider.call("remove the sandbox",
-                                  lambda: force_remove(self._provider.client().api, self._container_id))
+        if self._pooled is not None:  # its slot's binds go too, before the workspace is unmounted
+            await self._provider.call("remove the sandbox", self._provider.pool.remove_sync, self._pooled)
+        else:
+            await self._provider.call("remove the sandbox", self._provider.force_remove, self._container_id)
         self._closed = True
+        if self._on_close is not None:
+            self._on_close()
 
 
 def _close_quietly(sock: Any) -> None:

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TypeVar, TypeVarTuple
 
+from . import slots
+
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 SANDBOX_UID = 1000
@@ -176,20 +178,9 @@ def _sandbox_dirs(base: Path) -> None:
 def _resolve_mode(mode: str) -> str:
     if mode != "auto":
         return mode
-    usable = _can_mount() and shutil.which("mkfs.ext4") and shutil.which("mount") and (
+    usable = slots.usable() and shutil.which("mkfs.ext4") and shutil.which("mount") and (
         os.path.exists("/dev/loop-control"))
     return "loop" if usable else "watch"
-
-
-def _can_mount() -> bool:
-    """Root with CAP_SYS_ADMIN (a plain container's root has not got it)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("CapEff:"):
-                return os.geteuid() == 0 and bool(int(line.split()[1], 16) >> 21 & 1)
-    except OSError:
-        pass
-    return False
 
 
 def _run(argv: list[str]) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import re
 import secrets
 import threading
@@ -29,9 +30,12 @@ from docker.utils import kwargs_from_env
 from slackbot.protocol import Mount, Step, StepResult
 
 from . import network as nets
+from . import slots
 from .container import DockerSandbox
+from .pool import Shape, WarmPool
 from .steps import run_step_sync
 
+log = logging.getLogger(__name__)
 WORKDIR = "/workspace"
 SANDBOX_USER = "1000:1000"  # the image's `agent` user
 HOME = "/home/agent"
@@ -62,6 +66,8 @@ def docker_host() -> str:
 class DockerSandboxes:
     """Starts task containers and removes them; only touches containers labelled with `instance`."""
 
+    user = SANDBOX_USER
+
     def __init__(self, settings: Any, *, instance: str, worker: str = "", max_workers: int = 8):
         if not _INSTANCE_RE.match(instance):
             raise ValueError(f"instance must be a short name of letters, digits, '_', '.', '-': {instance!r}")
@@ -71,6 +77,11 @@ class DockerSandboxes:
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="docker")
         self._client: docker.DockerClient | None = None
         self._client_lock = threading.Lock()
+        self.pool = WarmPool(self, settings.warm_pool if settings.command_channel else 0,
+                             settings.data_dir / "pool")
+        if not self.pool.off and not slots.usable():
+            self.pool.off = "warm sandboxes need root with CAP_SYS_ADMIN"
+        self._handed: dict[int, Any] = {}  # task id -> the warm container it took (its label says task 0)
 
     # ---- plumbing ------------------------------------------------------------------------
 
@@ -115,6 +126,13 @@ class DockerSandboxes:
     def labels(self, task_id: int, role: str) -> dict[str, str]:
         return {LABEL_MANAGED: "1", LABEL_INSTANCE: self.instance, LABEL_TASK: str(task_id), LABEL_ROLE: role,
                 LABEL_WORKER: self.worker}
+
+    def base_env(self) -> dict[str, str]:
+        return dict(BASE_ENV)
+
+    def shape(self, cpus: float | None = None, memory: str | None = None) -> Shape:
+        s = self.settings
+        return Shape(s.sandbox_image, float(cpus or s.sandbox_cpus), memory or s.sandbox_memory)
 
     def host_config(self, mounts: tuple[Mount, ...], network: str, *, memory: str | None = None,
                     cpus: float | None = None) -> dict[str, Any]:
@@ -201,6 +219,20 @@ class DockerSandboxes:
         return DockerSandbox(self, container_id=container_id, name=name, user=SANDBOX_USER,
                              channel=self.settings.command_channel)
 
+    def keep_warm(self) -> None:
+        """Starts filling the warm pool for the default shape (a running loop is needed)."""
+        self.pool.warm(self.shape())
+
+    async def take_warm(self, *, task_id: int, mounts: tuple[Mount, ...], cpus: float | None = None,
+                        memory: str | None = None) -> DockerSandbox | None:
+        """A started container from the warm pool with `mounts` bound in, or None: start() then."""
+        pooled = await self.pool.take(self.shape(cpus, memory), task_id, mounts)
+        if pooled is None:
+            return None
+        self._handed[task_id] = pooled
+        return DockerSandbox(self, container_id=pooled.container_id, name=pooled.name, user=SANDBOX_USER,
+                             pooled=pooled, on_close=lambda: self._handed.pop(task_id, None))
+
     async def run_step(self, step: Step) -> StepResult:
         """A one-shot container (clone, setup, finishing); always removed, however it ends."""
         from .exec_stream import ExecRun
@@ -245,6 +277,10 @@ class DockerSandboxes:
                 _force_remove(api, container["Id"])
                 removed.append(container["Names"][0].lstrip("/"))
         nets.remove_networks(self, doomed)
+        # The warm slots of the same processes, once their containers are gone (this machine's only).
+        for folder in sorted(self.pool.root.glob("*")) if self.pool.root.is_dir() else ():
+            if folder.is_dir() and not folder.is_symlink() and doomed({LABEL_WORKER: folder.name}):
+                slots.release_all(folder)
         return removed
 
     async def remove_task(self, task_id: int) -> None:
@@ -254,6 +290,9 @@ class DockerSandboxes:
             api = self.client().api
             for container in self._list(api, task_id=task_id):
                 _force_remove(api, container["Id"])
+            pooled = self._handed.pop(task_id, None)
+            if pooled is not None:
+                self.pool.remove_sync(pooled)
             nets.close_sync(self, task_id)
 
         await self.call("remove a task's sandbox", remove_sync)
@@ -267,6 +306,10 @@ class DockerSandboxes:
         await self.call("remove a volume", remove)
 
     async def aclose(self) -> None:
+        try:
+            await self.pool.drain()
+        except Exception:  # the next start's reaping removes what is left
+            log.warning("could not remove every warm sandbox", exc_info=True)
         # Threads still inside a call end by their own bounds; we do not wait for them here.
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self._client is not None:
@@ -274,10 +317,16 @@ class DockerSandboxes:
 
     def remove_later(self, container_id: str) -> None:
         """Removal off the caller's path; what a shutdown cuts short, the next reaping removes."""
+        self.in_background(self._remove_named, container_id)
+
+    def in_background(self, fn: Callable[..., Any], *args: Any) -> None:
         try:
-            self._pool.submit(self._remove_named, container_id)
+            self._pool.submit(_logged, fn, *args)
         except RuntimeError:  # the pool is shut down
             pass
+
+    def force_remove(self, container_id: str) -> None:
+        _force_remove(self.client().api, container_id)
 
     def _remove_named(self, name: str) -> None:
         try:
@@ -286,10 +335,26 @@ class DockerSandboxes:
             pass
 
     def _list(self, api: Any, task_id: int | None = None) -> list[dict[str, Any]]:
-        labels = [f"{LABEL_MANAGED}=1", f"{LABEL_INSTANCE}={self.instance}"]
-        if task_id is not None:
-            labels.append(f"{LABEL_TASK}={task_id}")
-        return api.containers(all=True, filters={"label": labels})
+        """This instance's containers (a task's: by its label, or by its name for a warm one)."""
+        found = api.containers(all=True, filters={"label": [f"{LABEL_MANAGED}=1", f"{LABEL_INSTANCE}={self.instance}"]})
+        return found if task_id is None else [c for c in found if task_of(c) == task_id]
+
+
+def task_of(container: dict[str, Any]) -> int:
+    """The task a listed container belongs to (0: none): its label, or for a warm container handed to a
+    task, the name it was given then (labels cannot change)."""
+    label = (container.get("Labels") or {}).get(LABEL_TASK, "0")
+    if label != "0" or (container.get("Labels") or {}).get(LABEL_ROLE) != "pool":
+        return int(label) if label.isdigit() else 0
+    found = re.search(r"-task-(\d+)-[0-9a-f]+$", (container.get("Names") or [""])[0])
+    return int(found.group(1)) if found else 0
+
+
+def _logged(fn: Callable[..., Any], *args: Any) -> None:
+    try:
+        fn(*args)
+    except Exception:  # the next reaping removes what is left
+        log.warning("a background engine call failed", exc_info=True)
 
 
 class _Handover:
