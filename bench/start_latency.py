@@ -51,14 +51,17 @@ class Starts:
 
     async def one(self, prefix: str, channel: str) -> float:
         self.n += 1
-        marker = f"start-{self.n}"
+        marker = f"start-{self.n:03d}-"
         self.model.script_for(marker, [shell("date +%s.%N"), text("ok")])
         await self.refilled()
         payload, ts = self.slack.mention(channel, "U1", f"<@UBOT> {prefix}{marker}")
         sent = time.time()
         await self.slack.wait_ack(await self.slack.socket_send("events_api", payload))
-        await wait_final(self.slack, channel, ts, timeout=600)
-        second = [r for r in self.model.requests if marker in str(r.body.get("messages"))][1]
+        final = await wait_final(self.slack, channel, ts, timeout=600)
+        asked = [r for r in self.model.requests if marker in str(r.body.get("messages"))]
+        if len(asked) < 2:
+            raise SystemExit(f"{prefix}{marker}: the task ended before its first command: {final.get('text')}")
+        second = asked[1]
         ran = float(output_of(second.body["messages"][-1]["content"]).strip())
         return ran - sent
 

@@ -146,3 +146,29 @@ async def test_size_zero_turns_it_off(engine, settings, tmp_path):
         assert provider.pool.off and not waiting(engine, provider)
     finally:
         await provider.aclose()
+
+
+async def test_a_scratch_start_is_made_again_in_place_and_an_older_one_cloned(pool, tmp_path):
+    from slackbot.repos import ensure_scratch, scripts
+    from slackbot.repos.git_env import run_git
+
+    repo, sha = ensure_scratch(tmp_path / "scratch", 1)
+    assert sha == ensure_scratch(tmp_path / "scratch", 2)[1]  # every scratch thread starts from the same commit
+    older = tmp_path / "older.git"
+    run_git(["init", "-q", "--bare", str(older)])
+    old_sha = run_git(["commit-tree", "4b825dc642cb6eb9a060e54bf8d69288fbee4904", "-m", "Start of the agent thread"],
+                      cwd=older, env={"GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@b", "GIT_COMMITTER_NAME": "a",
+                                      "GIT_COMMITTER_EMAIL": "a@b"}).strip()
+    run_git(["update-ref", "refs/heads/main", old_sha], cwd=older)
+    for source, base in ((repo, sha), (older, old_sha)):
+        box = await pool.take_warm(task_id=40, mounts=task_dirs(tmp_path, f"s-{base[:6]}"))
+        try:
+            argv, env = scripts.clone(base_sha=base, branch="slackbot/scratch-40", origin="", scratch=True)
+            done = await box.with_mount(Mount(str(source), "/mirror", True), argv[-1], timeout_s=60, env=env)
+            assert done.exit_code == 0, done.output
+            seen = await box.exec("git rev-parse HEAD; git branch --show-current; git remote | wc -l; "
+                                  "git config user.name; ls .git/objects/pack | wc -l", timeout_s=30)
+            packs = "0" if base == sha else "2"  # made in place: loose objects; cloned: a pack and its index
+            assert seen.output.split() == [base, "slackbot/scratch-40", "0", "slackbot", packs], seen.output
+        finally:
+            await box.close()

@@ -25,6 +25,9 @@ BOT_EMAIL = "slackbot@users.noreply.localhost"
 BOT_ENV = {"GIT_AUTHOR_NAME": BOT_NAME, "GIT_AUTHOR_EMAIL": BOT_EMAIL,
            "GIT_COMMITTER_NAME": BOT_NAME, "GIT_COMMITTER_EMAIL": BOT_EMAIL}
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+# A scratch thread's start: the same empty commit for every thread, so a checkout can make it again.
+SCRATCH_MESSAGE = "Start of the agent thread"
+SCRATCH_DATE = "946684800 +0000"  # 2000-01-01
 
 
 class ResultRefused(RepoError):
@@ -198,7 +201,8 @@ def ensure_scratch(root: Path, thread_id: int) -> tuple[Path, str]:
     try:
         run_git(["init", "-q", "--bare", "--initial-branch=main", str(tmp)])
         run_git(["hash-object", "-t", "tree", "-w", "--stdin"], cwd=tmp, stdin_path="/dev/null")
-        sha = run_git(["commit-tree", EMPTY_TREE, "-m", "Start of the agent thread"], cwd=tmp, env=BOT_ENV).strip()
+        sha = run_git(["commit-tree", EMPTY_TREE, "-m", SCRATCH_MESSAGE], cwd=tmp,
+                      env={**BOT_ENV, "GIT_AUTHOR_DATE": SCRATCH_DATE, "GIT_COMMITTER_DATE": SCRATCH_DATE}).strip()
         run_git(["update-ref", "refs/heads/main", sha], cwd=tmp)
         run_git(["config", "uploadpack.hideRefs", HIDDEN], cwd=tmp)
         tmp.rename(path)

@@ -78,6 +78,7 @@ class TaskRun:
         self.network = ""
         self.repo: Repository | None = None
         self.skills = TaskSkills()
+        self._warm: asyncio.Future[Any] | None = None  # a warm container being taken while preparing
         self.writes = WriteBehind(f"task-{task.id}")  # the agent's steps' history and events
         self.halted = ""  # why the bot itself stopped the task (its disk quota, the host's disk)
         self.stop_by = ""  # who pressed Stop
@@ -91,7 +92,8 @@ class TaskRun:
         await self.ctx.bus.emit(self.ref, event)
 
     async def emit_soon(self, event: Event) -> None:
-        """The agent's events: in order, off its path (flushed before the run reads or ends)."""
+        """The run's events until its end: in order, off its path (flushed before the run reads its
+        history back or ends, so the end's events, sent by `emit`, always come after)."""
         self.turn_started = self.turn_started or isinstance(event, TurnStarted)
         ref = self.ref
         self.writes.put(lambda: self.ctx.bus.emit(ref, event))
@@ -104,8 +106,8 @@ class TaskRun:
         watcher: asyncio.Task[None] | None = None
         self._main = asyncio.current_task()
         try:
-            await self.emit(ThreadStarted(str(self.thread.id)))
-            await self.emit(TaskSettings(tuple((k, str(v)) for k, v in shown(s).items())))
+            await self.emit_soon(ThreadStarted(str(self.thread.id)))
+            await self.emit_soon(TaskSettings(tuple((k, str(v)) for k, v in shown(s).items())))
             async with deadline:
                 await self._prepare()
                 assert self.prepared is not None
@@ -169,14 +171,17 @@ class TaskRun:
         if thread.repo_url:
             self.repo = await ctx.repo_ops.repository(thread)
             await learn_secrets(ctx, self.repo)  # a follow-up in another process redacts them too
-            await self.emit(TaskProgress(f"Preparing {self.repo.name if self.repo else thread.repo_url}"))
+            await self.emit_soon(TaskProgress(f"Preparing {self.repo.name if self.repo else thread.repo_url}"))
         else:
-            await self.emit(TaskProgress("Preparing a scratch workspace (no repository linked)"))
+            await self.emit_soon(TaskProgress("Preparing a scratch workspace (no repository linked)"))
+        policy = network_policy(self.repo.network if self.repo else "off", s)
+        if policy != "on":  # the agent will have no network: a warm container is taken while preparing
+            self._warm = asyncio.ensure_future(ctx.sandboxes.take_warm(
+                task_id=task.id or 0, mounts=(), cpus=s.sandbox_cpus, memory=s.sandbox_memory))
         self.thread, self.prepared = await self.steps.prepare(thread, task, self._progress)
         if self.prepared.fresh and (needs_setup(self.thread, self.repo) or self.repo and self.repo.network == "on"):
             self.thread = await self.steps.clone(self.thread, task, self.prepared, self._progress)
         self.ref = task_ref(task, self.thread)
-        policy = network_policy(self.repo.network if self.repo else "off", s)
         # Only a repository an admin linked brings its own skills, read at the task's base commit, and
         # not from a branch the bot pushed (what an agent wrote there would instruct the next one).
         linked = (self.repo is not None and self.thread.repo_id is not None
@@ -186,7 +191,7 @@ class TaskRun:
             sha=self.thread.latest_base_sha or self.thread.base_sha or self.prepared.parent)
         env: dict[str, str] = {}
         if policy == "on" or (policy == "setup" and needs_setup(self.thread, self.repo)):
-            await self.emit(TaskProgress("Opening the task's network"))
+            await self.emit_soon(TaskProgress("Opening the task's network"))
             allow = egress(s, ctx.egress_allow, ctx.settings.egress_allow)
             self.network, env = await ctx.sandboxes.open_network(self.ref.task_id, allow)
         if needs_setup(self.thread, self.repo):
@@ -194,7 +199,7 @@ class TaskRun:
         if policy != "on" and self.network:
             await ctx.sandboxes.close_network(self.ref.task_id)
             self.network, env = "", {}
-        await self.emit(TaskProgress("Starting sandbox"))
+        await self.emit_soon(TaskProgress("Starting sandbox"))
         await self._start_sandbox(env)
         thread_id, task_id = self.ref.thread_id, self.ref.task_id
         self.agent = Agent(
@@ -211,11 +216,22 @@ class TaskRun:
         clean = ctx.bus.redactor.value(message)
         self.writes.put(lambda: ctx.store.add_history(thread_id, task_id, clean, estimate_tokens(message)))
 
+    async def _taken_warm(self) -> Any:
+        """The warm container taken while preparing (None: there was none, or it is not wanted)."""
+        warm, self._warm = self._warm, None
+        if warm is None:
+            return None
+        try:
+            return await warm
+        except Exception:
+            log.warning("task %s: no warm sandbox", self.task.id, exc_info=True)
+            return None
+
     def _checked_out(self, thread: AgentThread) -> None:
         self.thread = thread
 
     async def _progress(self, text: str) -> None:
-        await self.emit(TaskProgress(text))
+        await self.emit_soon(TaskProgress(text))
 
     async def _start_sandbox(self, env: dict[str, str]) -> None:
         """The agent's container: a warm one when there is one (the first checkout then made in it), else
@@ -223,9 +239,16 @@ class TaskRun:
         assert self.prepared is not None
         prepared, s, sandboxes = self.prepared, self.settings, self.ctx.sandboxes
         mounts = prepared.mounts + self.skills.mounts
-        if not self.network and not env:
-            self.sandbox = await sandboxes.take_warm(task_id=self.ref.task_id, mounts=mounts, cpus=s.sandbox_cpus,
-                                                     memory=s.sandbox_memory)
+        warm = await self._taken_warm()
+        if warm is not None:
+            try:
+                if self.network or env:
+                    raise ValueError("a warm sandbox has no network")
+                await warm.bind(mounts)
+                self.sandbox = warm
+            except Exception:
+                log.warning("task %s: the warm sandbox was not used", self.task.id, exc_info=True)
+                await warm.close()
             if self.sandbox is not None:
                 if prepared.fresh:  # made in it while the model's first call goes out
                     self.sandbox = AfterCheckout(self.sandbox, self.steps.clone(
@@ -249,14 +272,14 @@ class TaskRun:
     async def _setup(self, network_env: dict[str, str]) -> None:
         """The setup command's own container (with the network when allowed), before the agent's."""
         assert self.repo is not None and self.prepared is not None
-        await self.emit(TaskProgress("Running the setup command"))
+        await self.emit_soon(TaskProgress("Running the setup command"))
         item_id = f"task_{self.task.id}_setup"
-        await self.emit(ItemStarted(CommandExecution(item_id, self.repo.setup)))
+        await self.emit_soon(ItemStarted(CommandExecution(item_id, self.repo.setup)))
         self.thread, result = await self.steps.setup(self.thread, self.task, self.repo, self.prepared, self.network,
                                                      network_env)
         assert isinstance(result, StepResult)
         status: Literal["completed", "failed"] = "completed" if result.exit_code == 0 else "failed"
-        await self.emit(ItemCompleted(CommandExecution(item_id, self.repo.setup, result.output[-20_000:],
+        await self.emit_soon(ItemCompleted(CommandExecution(item_id, self.repo.setup, result.output[-20_000:],
                                                        result.exit_code, status)))
         if result.exit_code != 0:
             last = result.output.strip().splitlines()[-1][:300] if result.output.strip() else ""
@@ -268,7 +291,7 @@ class TaskRun:
         # Replies nobody read yet (written after a Stop or a restart) come before this request.
         for steer in await _inbox(self.ctx, self.ref.thread_id, self.ref.task_id):
             await self.agent.record(steer_message(steer, self.task.requester))
-            await self.emit(ItemCompleted(UserMessage(f"task_{self.task.id}_inbox_{steer.ts}", steer.text,
+            await self.emit_soon(ItemCompleted(UserMessage(f"task_{self.task.id}_inbox_{steer.ts}", steer.text,
                                                       steer.user)))
         await self.writes.flush()  # (the history is read back next)
         instructions = "\n\n".join(t for t in (self.prepared.instructions, self.skills.prompt_text(),
@@ -318,9 +341,8 @@ class TaskRun:
                 outcome = Outcome(refused=f"Committing the changes failed: {brief(exc)}")
             if outcome.refused:
                 status, error = S.FAILED, (f"{error} — {outcome.refused}" if error else outcome.refused)
-        if self.prepared is not None:
-            with contextlib.suppress(Exception):
-                await ctx.disks.detach(self.ref.thread_id)
+        with contextlib.suppress(Exception):  # (also when preparing failed after mounting it)
+            await ctx.disks.detach(self.ref.thread_id)
 
         if outcome.patch:
             await ctx.store.set_patch(self.ref.task_id, outcome.patch)
@@ -393,6 +415,9 @@ class TaskRun:
         task ended; anything left is removed by task label."""
         ctx, task = self.ctx, self.task
         try:
+            unused = await self._taken_warm()  # (taken, then preparing failed or chose a cold one)
+            if unused is not None:
+                await unused.close()
             if self.sandbox is not None:
                 await self.sandbox.close()
             if self.network:

@@ -8,6 +8,7 @@ to stdout once the agent's container is gone, checked and fetched into the host 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import uuid
@@ -68,12 +69,20 @@ class WorkspaceSteps:
         `clone`): the caller may start the agent's container meanwhile, or make it through a warm one."""
         ctx = self.ctx
         assert thread.id is not None  # read from the store, as every thread and task here
-        disk = await ctx.disks.attach(thread.id)  # refuses when the disk is nearly full
-        if thread.repo_url:
-            thread, repo, fresh = await self._mirror(thread, task, disk, progress)
-        else:
-            repo, sha = await ctx.git.run(ensure_scratch, self.s.scratch_dir, thread.id)
-            fresh = None if thread.tip_sha else sha
+        # The workspace's disk is mounted while the repository is fetched (it refuses when the disk is
+        # nearly full); the caller detaches it however this ends.
+        attaching = asyncio.ensure_future(ctx.disks.attach(thread.id))
+        try:
+            if thread.repo_url:
+                thread, repo, fresh = await self._mirror(thread, task, attaching, progress)
+            else:
+                repo, sha = await ctx.git.run(ensure_scratch, self.s.scratch_dir, thread.id)
+                fresh = None if thread.tip_sha else sha
+            disk = await attaching
+        finally:
+            if not attaching.done():
+                attaching.cancel()
+                await asyncio.gather(attaching, return_exceptions=True)
         if disk.moved_aside:
             await progress("This thread's workspace was made by an older version; starting a fresh one")
             fresh = fresh or thread.base_sha or thread.tip_sha
@@ -84,7 +93,7 @@ class WorkspaceSteps:
         mounts = (Mount(str(disk.path), "/workspace"), Mount(str(disk.home), "/home/agent"))
         return thread, Prepared(disk, repo, fresh or thread.tip_sha, mounts, instructions, fresh or "")
 
-    async def _mirror(self, thread: AgentThread, task: Task, disk: WorkspaceDisk,
+    async def _mirror(self, thread: AgentThread, task: Task, disk: Awaitable[WorkspaceDisk],
                       progress: Progress) -> tuple[AgentThread, Path, str | None]:
         """Fetches the mirror. Returns the base commit to clone for a thread's first task (else None)."""
         mirrors, first = self.ctx.repo_ops.mirrors, not thread.tip_sha
@@ -104,7 +113,7 @@ class WorkspaceSteps:
             thread = await self.ctx.store.update_thread(thread_id, base_branch=found.base_branch, branch=branch)
             return thread, found.mirror, found.base_sha
         if found.base_sha not in (thread.latest_base_sha, thread.base_sha):
-            await self._hand_in(thread, task, disk, found.mirror, found.base_branch, progress)
+            await self._hand_in(thread, task, await disk, found.mirror, found.base_branch, progress)
             thread = await self.ctx.store.update_thread(thread_id, latest_base_sha=found.base_sha)
         return thread, found.mirror, None
 
@@ -115,10 +124,12 @@ class WorkspaceSteps:
         assert thread.id is not None
         repo, disk, base = prepared.repo, prepared.disk, prepared.fresh
         branch = thread.branch or f"{self.s.branch_prefix}scratch-{task.id}"
-        await progress("Checking out the repository" if thread.repo_url else "Preparing a scratch workspace")
-        await self.ctx.results.start_thread(repo, thread.id, base)
+        await asyncio.gather(
+            progress("Checking out the repository" if thread.repo_url else "Preparing a scratch workspace"),
+            self.ctx.results.start_thread(repo, thread.id, base))
         argv, env = scripts.clone(base_sha=base, branch=branch,
-                                  origin=display_url(thread.repo_url) if thread.repo_url else "")
+                                  origin=display_url(thread.repo_url) if thread.repo_url else "",
+                                  scratch=not thread.repo_url)
         mirror = Mount(str(repo), "/mirror", read_only=True)
         if via is not None:
             done = await via.with_mount(mirror, argv[-1], timeout_s=STEP_TIMEOUT_S, env=env)

@@ -59,6 +59,11 @@ class DockerSandbox:
             run.abandoned = True
             raise
 
+    async def bind(self, mounts: tuple[Mount, ...]) -> None:
+        """A warm container's directories for its task, once they are ready (all or none)."""
+        await self._provider.call("give the sandbox its directories", self._provider.pool.bind_sync, self._pooled,
+                                  mounts)
+
     async def with_mount(self, mount: Mount, command: str, *, timeout_s: float, env: dict[str, str]) -> ExecResult:
         """Runs one command with `mount` bound in (a warm container's /mirror, for the first checkout);
         the bind is gone again before this returns, or the sandbox is removed and the task fails."""

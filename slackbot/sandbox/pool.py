@@ -99,6 +99,9 @@ class WarmPool:
             try:
                 await self.provider.call("take a warm sandbox", self._hand_out, pooled, task_id, mounts)
                 return pooled
+            except asyncio.CancelledError:
+                self._discard(pooled)
+                raise
             except Exception as exc:
                 log.warning("a warm sandbox was not used (%s); it is removed", exc)
                 self._discard(pooled)
@@ -121,14 +124,21 @@ class WarmPool:
 
     def _hand_out(self, pooled: Pooled, task_id: int, mounts: tuple[Mount, ...]) -> None:
         self._check(pooled)
+        name = f"slackbot-{self.provider.instance}-task-{task_id}-{secrets.token_hex(3)}"
+        self.provider.client().api.rename(pooled.container_id, name)
+        pooled.name = name
+        self.bind_sync(pooled, mounts)
+
+    @staticmethod
+    def bind_sync(pooled: Pooled, mounts: tuple[Mount, ...]) -> None:
+        """The task's directories into the container's slot: all of them, or none."""
+        if any(m.target not in slots.TARGETS or m.volume for m in mounts):
+            raise ValueError("a warm sandbox takes binds at /workspace, /home/agent, /skills only")
         done: list[str] = []
         try:
             for m in mounts:
                 pooled.slot.bind(m.source, m.target, read_only=m.read_only)
                 done.append(m.target)
-            name = f"slackbot-{self.provider.instance}-task-{task_id}-{secrets.token_hex(3)}"
-            self.provider.client().api.rename(pooled.container_id, name)
-            pooled.name = name
         except Exception:
             for target in done:
                 pooled.slot.unbind(target)
