@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -160,6 +161,9 @@ def _run(settings: Settings, *, port: int, http: bool, worker: bool, front: bool
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         async with Bot(settings, port=port, http=http, front=front, worker=worker):
+            # What starting made lives as long as the process: out of the collector's full passes,
+            # which otherwise cost 100-300 ms with every event's ack waiting behind them.
+            gc.freeze()
             await stop.wait()
 
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Literal
 
@@ -73,9 +74,11 @@ class Agent:
     def __init__(self, model: Model, sandbox: Sandbox, limits: AgentLimits, *,
                  inbox: Inbox = _no_inbox, record: Recorder = _no_record, requester: str = "",
                  automation: bool = False, skills: tuple[str, ...] = (),
-                 skill_body: SkillBody | None = None) -> None:
+                 skill_body: SkillBody | None = None, inbox_every_s: float = 0.0) -> None:
         """`automation`: the run may end with the `report` tool (and say it found nothing).
-        `skills`: names the `load_skill` tool offers, their instructions from `skill_body`."""
+        `skills`: names the `load_skill` tool offers, their instructions from `skill_body`.
+        `inbox_every_s`: between steps the inbox is looked at no more often (a reply waits that long
+        at most); before the turn ends it always is."""
         self.model = model
         self.automation = automation
         self.tools = list(AUTOMATION_TOOLS if automation else TOOLS)
@@ -85,6 +88,8 @@ class Agent:
         self.sandbox = sandbox
         self.limits = limits
         self.inbox = inbox
+        self.inbox_every_s = inbox_every_s
+        self._inbox_at = -inbox_every_s
         self.record = record
         self.requester = requester
         # The running turn's tally, kept here only so that `so_far()` can tell a run cut short.
@@ -102,7 +107,8 @@ class Agent:
         self._usage, self._context_tokens, self._commands = usage, 0, 0
         await emit(TurnStarted())
         for _step in range(self.limits.max_steps):
-            await self._drain_inbox(messages, emit)
+            if time.monotonic() - self._inbox_at >= self.inbox_every_s:
+                await self._drain_inbox(messages, emit)
             try:
                 reply = await self.model.complete(messages, self.tools)
             except ModelError as exc:
@@ -148,6 +154,7 @@ class Agent:
 
     async def _drain_inbox(self, messages: list[dict[str, Any]], emit: Emit) -> int:
         """Appends the replies people wrote meanwhile; returns how many there were."""
+        self._inbox_at = time.monotonic()
         steers = await self.inbox()
         for steer in steers:
             await self._append(messages, steer_message(steer, self.requester))

@@ -38,6 +38,7 @@ from .states import move
 from .workspace import Outcome, Prepared, SetupFailed, WorkspaceSteps, needs_setup
 
 log = logging.getLogger(__name__)
+INBOX_EVERY_S = 0.25  # between steps, replies are read at most this often (a database read each)
 EXPECTED = (SetupFailed, RepoError, SandboxError, DiskError)
 S = TaskStatus
 
@@ -208,7 +209,8 @@ class TaskRun:
             inbox=lambda: _inbox(ctx, thread_id, task_id),
             record=self._record,
             requester=task.requester, automation=task.automation_id is not None,
-            skills=tuple(k.name for k in self.skills.catalog.skills), skill_body=self.skills.body)
+            skills=tuple(k.name for k in self.skills.catalog.skills), skill_body=self.skills.body,
+            inbox_every_s=INBOX_EVERY_S)
 
     async def _record(self, message: dict[str, Any]) -> None:
         """One message of the model's history, stored behind the agent (redacted: it is a transcript too)."""
