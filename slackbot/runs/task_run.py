@@ -241,15 +241,15 @@ class TaskRun:
         assert self.prepared is not None
         prepared, s, sandboxes = self.prepared, self.settings, self.ctx.sandboxes
         mounts = prepared.mounts + self.skills.mounts
-        warm = await self._taken_warm()
+        warm = self.sandbox = await self._taken_warm()  # (ours to close from here on, even when stopped)
         if warm is not None:
             try:
                 if self.network or env:
                     raise ValueError("a warm sandbox has no network")
                 await warm.bind(mounts)
-                self.sandbox = warm
             except Exception:
                 log.warning("task %s: the warm sandbox was not used", self.task.id, exc_info=True)
+                self.sandbox = None
                 await warm.close()
             if self.sandbox is not None:
                 if prepared.fresh:  # made in it while the model's first call goes out

@@ -50,13 +50,13 @@ class Channel:
         self._err = bytearray()  # the server's stderr (kept small, for the log)
 
     def run(self, command: str, *, timeout_s: float, grace_s: float, read_grace_s: float, env: dict[str, str],
-            run: ExecRun, kill: Callable[[], None]) -> ExecResult | None:
+            run: ExecRun, kill: Callable[[], None], login: bool = True) -> ExecResult | None:
         """The command's result through the channel; None when the channel cannot take it (it never
         received it: the caller runs it another way). Blocking: call it on a pool thread."""
         if self.broken or not self._lock.acquire(blocking=False):  # (busy: a measurement alongside)
             return None
         try:
-            return self._run(command, timeout_s, grace_s, read_grace_s, env, run, kill)
+            return self._run(command, timeout_s, grace_s, read_grace_s, env, run, kill, login)
         finally:
             self._lock.release()
 
@@ -69,11 +69,12 @@ class Channel:
                 pass
 
     def _run(self, command: str, timeout_s: float, grace_s: float, read_grace_s: float, env: dict[str, str],
-             run: ExecRun, kill: Callable[[], None]) -> ExecResult | None:
+             run: ExecRun, kill: Callable[[], None], login: bool) -> ExecResult | None:
         started = time.monotonic()
         request_id = next(self._ids)
         request = json.dumps({"id": request_id, "cmd": command, "timeout": timeout_s, "grace": grace_s,
-                              "keep": OUTPUT_KEEP_BYTES, "env": env, "cwd": self.workdir}).encode() + b"\n"
+                              "keep": OUTPUT_KEEP_BYTES, "env": env, "cwd": self.workdir,
+                              "login": login}).encode() + b"\n"
         try:
             if self._raw is None:
                 self._open()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import docker.errors
 
@@ -48,11 +49,13 @@ class DockerSandbox:
         """True for a warm container: `with_mount` can lend it a directory for a while."""
         return self._pooled is not None
 
-    async def exec(self, command: str, *, timeout_s: float, env: dict[str, str] | None = None) -> ExecResult:
+    async def exec(self, command: str, *, timeout_s: float, env: dict[str, str] | None = None,
+                   login: bool = True) -> ExecResult:
+        """`login`: with the environment a login shell's startup files give (off: none of them is read)."""
         run = ExecRun()
         try:
             return await self._provider.call(
-                "run a command in the sandbox", self._exec_sync, command, timeout_s, run, env or {},
+                "run a command in the sandbox", self._exec_sync, command, timeout_s, run, env or {}, login,
                 timeout_s=timeout_s + CALLER_GRACE_S)
         except BaseException:
             # Cancelled (Stop) or given up on: the pool thread sees this and kills the command.
@@ -61,17 +64,18 @@ class DockerSandbox:
 
     async def bind(self, mounts: tuple[Mount, ...]) -> None:
         """A warm container's directories for its task, once they are ready (all or none)."""
-        await self._provider.call("give the sandbox its directories", self._provider.pool.bind_sync, self._pooled,
-                                  mounts)
+        await _whole(self._provider.call("give the sandbox its directories", self._provider.pool.bind_sync,
+                                         self._pooled, mounts))
 
     async def with_mount(self, mount: Mount, command: str, *, timeout_s: float, env: dict[str, str]) -> ExecResult:
         """Runs one command with `mount` bound in (a warm container's /mirror, for the first checkout);
         the bind is gone again before this returns, or the sandbox is removed and the task fails."""
         slot = self._pooled.slot
-        await self._provider.call("lend the sandbox a directory", slot.bind, mount.source, mount.target,
-                                  read_only=mount.read_only)
+        await _whole(self._provider.call("lend the sandbox a directory", slot.bind, mount.source, mount.target,
+                                         read_only=mount.read_only))
         try:
-            return await self.exec(command, timeout_s=timeout_s, env=env)
+            # No startup file of the home directory runs while the directory is lent (it could copy it).
+            return await self.exec(command, timeout_s=timeout_s, env=env, login=False)
         finally:
             try:
                 await self._provider.call("take a directory back from the sandbox", slot.unbind, mount.target)
@@ -79,20 +83,22 @@ class DockerSandbox:
                 await self.close()
                 raise
 
-    def _exec_sync(self, command: str, timeout_s: float, run: ExecRun, env: dict[str, str]) -> ExecResult:
+    def _exec_sync(self, command: str, timeout_s: float, run: ExecRun, env: dict[str, str],
+                   login: bool = True) -> ExecResult:
         api = self._provider.client().api
         env = {**env, "SLACKBOT_EXEC": run.marker}
         if self._use_channel:
             if self._channel is None:
                 self._channel = Channel(api, self._container_id, user=self._user, workdir=WORKDIR)
             result = self._channel.run(command, timeout_s=timeout_s, grace_s=KILL_GRACE_S, read_grace_s=READ_GRACE_S,
-                                       env=env, run=run, kill=lambda: self._kill_marked(api, run.marker))
+                                       env=env, run=run, kill=lambda: self._kill_marked(api, run.marker), login=login)
             if result is not None:
                 return result
         started = time.monotonic()
         # `timeout` puts the command in its own process group and signals all of it, then SIGKILLs
         # it: the command dies in the container even though docker exec has no kill of its own.
-        argv = ["timeout", "-k", str(KILL_GRACE_S), f"{timeout_s:g}", "bash", "-lc", command]
+        shell = ["bash", "-lc"] if login else ["bash", "--noprofile", "--norc", "-c"]
+        argv = ["timeout", "-k", str(KILL_GRACE_S), f"{timeout_s:g}", *shell, command]
         exec_id = api.exec_create(self._container_id, argv, stdout=True, stderr=True, tty=False,
                                   user=self._user, workdir=WORKDIR, environment=env)["Id"]
         sock = api.exec_start(exec_id, socket=True)
@@ -153,6 +159,17 @@ class DockerSandbox:
         self._closed = True
         if self._on_close is not None:
             self._on_close()
+
+
+async def _whole(call: Awaitable[Any]) -> Any:
+    """Awaits an engine call to its end even when cancelled (then raised after): a removal must not
+    run beside binds still being made."""
+    job = asyncio.ensure_future(call)
+    try:
+        return await asyncio.shield(job)
+    except asyncio.CancelledError:
+        await asyncio.gather(job, return_exceptions=True)
+        raise
 
 
 def _close_quietly(sock: Any) -> None:

@@ -32,7 +32,7 @@ from slackbot.protocol import Mount, Step, StepResult
 from . import network as nets
 from . import slots
 from .container import DockerSandbox
-from .pool import Shape, WarmPool
+from .pool import Shape, WarmPool, folder_of
 from .steps import run_step_sync
 
 log = logging.getLogger(__name__)
@@ -261,15 +261,19 @@ class DockerSandboxes:
     async def reap(self, live_workers: Collection[str] = ()) -> list[str]:
         """Removes this instance's containers and networks on this engine that belong to no live
         worker (their process died, or an older slackbot made them); returns the containers' names."""
+        live_folders = {folder_of(w) for w in live_workers}
         return await self.call("remove leftover sandboxes", self._reap_sync,
-                               lambda labels: labels.get(LABEL_WORKER) not in live_workers)
+                               lambda labels: labels.get(LABEL_WORKER) not in live_workers,
+                               lambda folder: folder not in live_folders)
 
     async def remove_worker(self, worker: str) -> list[str]:
         """Removes what one (dead) worker left on this engine."""
         return await self.call("remove a dead worker's sandboxes", self._reap_sync,
-                               lambda labels: labels.get(LABEL_WORKER) == worker)
+                               lambda labels: labels.get(LABEL_WORKER) == worker,
+                               lambda folder: folder == folder_of(worker))
 
-    def _reap_sync(self, doomed: Callable[[dict[str, str]], bool]) -> list[str]:
+    def _reap_sync(self, doomed: Callable[[dict[str, str]], bool],
+                   doomed_folder: Callable[[str], bool]) -> list[str]:
         api = self.client().api
         removed = []
         for container in self._list(api):
@@ -278,9 +282,10 @@ class DockerSandboxes:
                 removed.append(container["Names"][0].lstrip("/"))
         nets.remove_networks(self, doomed)
         # The warm slots of the same processes, once their containers are gone (this machine's only).
-        for folder in sorted(self.pool.root.glob("*")) if self.pool.root.is_dir() else ():
-            if folder.is_dir() and not folder.is_symlink() and doomed({LABEL_WORKER: folder.name}):
-                slots.release_all(folder)
+        if self.pool.root.is_dir():  # (a process's slot folder is named by a digest of its worker id)
+            for folder in sorted(self.pool.root.glob("*")):
+                if folder.is_dir() and not folder.is_symlink() and doomed_folder(folder.name):
+                    slots.release_all(folder)
         return removed
 
     async def remove_task(self, task_id: int) -> None:

@@ -3,7 +3,7 @@ command it is sent and answers with its exit code and output, so a command costs
 `docker exec` round trip. It runs as the agent's user: the host trusts nothing it says beyond one
 capped, well-formed answer per request (slackbot/sandbox/channel.py), and keeps its own deadlines.
 
-Protocol: a request is one JSON line on stdin {"id", "cmd", "timeout", "grace", "keep", "env", "cwd"};
+Protocol: a request is one JSON line on stdin {"id", "cmd", "timeout", "grace", "keep", "env", "cwd", "login"};
 an answer is a line `SLACKBOT-FRAME <bytes>` on stdout, then that many bytes of JSON {"id", "code",
 "timed_out", "output" (base64), "dropped"}. Python's standard library only: the sandbox image has it.
 """
@@ -61,7 +61,8 @@ def kill_group(pid, sig):
 
 def run(request):
     fd, path = tempfile.mkstemp(prefix="slackbot-cmd-", dir="/tmp")
-    env = login_env()
+    # "login": false: the container's own environment, no startup file of the home directory read.
+    env = login_env() if request.get("login", True) else dict(os.environ)
     env.update({str(k): str(v) for k, v in (request.get("env") or {}).items()})
     try:
         # A session of its own: a timeout signals the command and everything it started.

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import hashlib
 import logging
 import secrets
 import time
@@ -62,14 +63,18 @@ class WarmPool:
         self.provider, self.size, self.root = provider, size, root
         self.off = "" if size > 0 else "SLACKBOT_WARM_POOL=0"
         self._ready: dict[Shape, collections.deque[Pooled]] = {}
-        self._making: collections.Counter[Shape] = collections.Counter()
+        self._filling: set[Shape] = set()
         self._wanted: dict[Shape, float] = {}
         self._fills: set[asyncio.Task[None]] = set()
-        self._failed_at = 0.0
+        self._retry_at = 0.0
         self._closed = False
 
     def ready(self, shape: Shape) -> int:
         return len(self._ready.get(shape, ()))
+
+    def settled(self, shape: Shape) -> bool:
+        """Full, and nothing being made for `shape`."""
+        return self.ready(shape) >= self.size and shape not in self._filling
 
     def warm(self, shape: Shape) -> None:
         """Keeps `shape` filled from now on (at most SHAPES_KEPT shapes: the oldest asked for goes)."""
@@ -82,7 +87,8 @@ class WarmPool:
             del self._wanted[dropped]
             for pooled in self._ready.pop(dropped, ()):
                 self._discard(pooled)
-        if self._making[shape] == 0 and self.ready(shape) < self.size and time.monotonic() > self._failed_at + RETRY_AFTER_S:
+        if shape not in self._filling and self.ready(shape) < self.size and time.monotonic() > self._retry_at:
+            self._filling.add(shape)  # (at once: a second call before the fill runs starts no other)
             fill = asyncio.create_task(self._fill(shape), name="warm-pool-fill")
             self._fills.add(fill)
             fill.add_done_callback(self._fills.discard)
@@ -96,10 +102,13 @@ class WarmPool:
         while queue:
             pooled = queue.popleft()  # ours alone from here on
             self.warm(shape)
+            job = asyncio.ensure_future(self.provider.call("take a warm sandbox", self._hand_out, pooled, task_id,
+                                                           mounts))
             try:
-                await self.provider.call("take a warm sandbox", self._hand_out, pooled, task_id, mounts)
+                await asyncio.shield(job)
                 return pooled
-            except asyncio.CancelledError:
+            except asyncio.CancelledError:  # removed once the hand-out's thread is done with it
+                await asyncio.gather(job, return_exceptions=True)
                 self._discard(pooled)
                 raise
             except Exception as exc:
@@ -169,7 +178,7 @@ class WarmPool:
     def _make_sync(self, shape: Shape) -> Pooled:
         provider = self.provider
         api = provider.client().api
-        slot = slots.Slot.make(self.root / provider.worker)
+        slot = slots.Slot.make(self.root / folder_of(provider.worker))
         name = f"slackbot-{provider.instance}-warm-{secrets.token_hex(4)}"
         host = provider.host_config((), "none", memory=shape.memory, cpus=shape.cpus)
         host["mounts"] = [docker.types.Mount(target, str(slot.path(target)), type="bind", propagation="rslave")
@@ -212,10 +221,11 @@ class WarmPool:
                                   "namespace?)")
 
     def _run(self, pooled: Pooled, command: str) -> str:
-        result = pooled.channel.run(command, timeout_s=10, grace_s=1, read_grace_s=5, env={}, run=ExecRun(),
+        """A probe command's output; a command that did not run (a slow engine) proves nothing either way."""
+        result = pooled.channel.run(command, timeout_s=30, grace_s=1, read_grace_s=5, env={}, run=ExecRun(),
                                     kill=lambda: None)
-        if result is None:
-            raise RuntimeError(f"the command channel did not start: {pooled.channel.broken}")
+        if result is None or result.exit_code != 0:
+            raise RuntimeError(f"the probe did not run: {pooled.channel.broken or (result and result.output[-200:])}")
         return result.output.strip()
 
     def remove_sync(self, pooled: Pooled) -> None:
@@ -226,28 +236,34 @@ class WarmPool:
     # ---- on the loop ----------------------------------------------------------------------------
 
     async def _fill(self, shape: Shape) -> None:
-        while not self._closed and shape in self._wanted and self.ready(shape) < self.size:
-            self._making[shape] += 1
-            try:
-                pooled = await self.provider.call("start a warm sandbox", self._make_sync, shape,
-                                                  timeout_s=self.provider.settings.docker_timeout_s * 3)
-            except Exception as exc:
-                if isinstance(exc.__cause__, slots.SlotError):
-                    self.off = f"binds do not reach containers here: {exc.__cause__}"
-                    log.warning("warm sandboxes are off: %s", self.off)
-                else:
-                    self._failed_at = time.monotonic()
-                    log.warning("could not start a warm sandbox: %s", exc)
-                return
-            finally:
-                self._making[shape] -= 1
-            if self._closed or shape not in self._wanted:
-                await self.provider.call("remove a warm sandbox", self.remove_sync, pooled)
-                return
-            self._ready.setdefault(shape, collections.deque()).append(pooled)
+        try:
+            while not self._closed and shape in self._wanted and self.ready(shape) < self.size:
+                try:
+                    pooled = await self.provider.call("start a warm sandbox", self._make_sync, shape,
+                                                      timeout_s=self.provider.settings.docker_timeout_s * 3)
+                except Exception as exc:
+                    if isinstance(exc.__cause__, slots.SlotError):  # binds cannot work here: for good
+                        self.off = f"binds do not reach containers here: {exc.__cause__}"
+                        log.warning("warm sandboxes are off: %s", self.off)
+                    else:  # the engine, a slow probe: tried again later
+                        self._retry_at = time.monotonic() + RETRY_AFTER_S
+                        log.warning("could not start a warm sandbox: %s", exc)
+                    return
+                if self._closed or shape not in self._wanted:
+                    await self.provider.call("remove a warm sandbox", self.remove_sync, pooled)
+                    return
+                self._ready.setdefault(shape, collections.deque()).append(pooled)
+        finally:
+            self._filling.discard(shape)
 
     def _discard(self, pooled: Pooled) -> None:
         self.provider.in_background(self.remove_sync, pooled)
+
+
+def folder_of(worker: str) -> str:
+    """A process's slot folder: a digest of its worker id, which names its host (and the folder shows in
+    a sandbox's mount table)."""
+    return hashlib.sha256(worker.encode()).hexdigest()[:16]
 
 
 def _quietly(fn: Any) -> None:
