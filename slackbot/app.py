@@ -146,7 +146,15 @@ class Bot:
         auth = await self.client.auth_test()
         self.updater = StatusUpdater(self.client, per_min=s.update_budget_per_min,
                                      min_interval_s=s.update_min_interval_s)
-        renderer = SlackRenderer(self.client, self.updater, self.store, max_file=s.max_file)
+        streams = None
+        if s.slack_ui != "classic":
+            from .slack.stream import StreamSink
+
+            # Appends are coalesced: one per stream every two status-edit intervals at most.
+            streams = StreamSink(self.client, mode=s.slack_ui, team_id=str(auth.get("team_id") or ""),
+                                 max_open_s=s.stream_max_open_s, flush_s=2 * s.update_min_interval_s,
+                                 starts_per_min=s.stream_starts_per_min, appends_per_min=s.stream_appends_per_min)
+        renderer = SlackRenderer(self.client, self.updater, self.store, max_file=s.max_file, streams=streams)
         # Task output reaches Slack from the database, through whichever front holds the output lease.
         self.feed = EventFeed(self.store, Coord(self.store), self.signals, self.identity.id,
                               lease_s=s.worker_lease_s)
@@ -155,6 +163,8 @@ class Bot:
         self.runs.positions_owner = lambda: feed.held
         self.background.spawn(self.updater.run(), "status-updater")
         self.background.spawn(renderer.tick(), "status-ticker")
+        if streams is not None:
+            self.background.spawn(streams.run(), "stream-appender")
         self.deps = Deps(s, self.store, self.runs, renderer, self.client, RepoStore(self.store),
                          bot_user_id=auth.get("user_id", ""), bot_id=auth.get("bot_id", ""))
         self._start_automations()

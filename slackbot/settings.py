@@ -123,6 +123,19 @@ class Settings(BaseSettings):
                                        description="chat.update calls per minute, shared by all messages.")
     update_min_interval_s: float = Field(1.5, alias="SLACKBOT_UPDATE_MIN_INTERVAL_S",
                                          description="Least time between two edits of one message.")
+    slack_ui: str = Field("auto", alias="SLACKBOT_SLACK_UI", description=(
+        "How a task shows its progress: stream (Slack's native streaming: plan and task steps, the answer "
+        "streamed), classic (one status message edited in place) or auto (stream where the workspace has "
+        "it, classic where Slack refuses it)."))
+    stream_max_open_s: float = Field(240.0, alias="SLACKBOT_STREAM_MAX_OPEN_S", gt=0, description=(
+        "A streamed message is closed and the task continues in a new one after this long (Slack ends "
+        "streams after about five minutes)."))
+    stream_starts_per_min: int = Field(16, alias="SLACKBOT_STREAM_STARTS_PER_MIN", ge=0, description=(
+        "chat.startStream calls per minute for the workspace, and as many chat.stopStream calls (a low rate "
+        "tier); a quarter is kept for streams continuing in new ones, and a task that finds the rest spent "
+        "uses the classic status message."))
+    stream_appends_per_min: int = Field(80, alias="SLACKBOT_STREAM_APPENDS_PER_MIN", ge=1,
+                                        description="chat.appendStream calls per minute for the workspace.")
 
     # Automations and the daily digest
     timezone: str = Field("UTC", alias="SLACKBOT_TIMEZONE",
@@ -149,6 +162,13 @@ class Settings(BaseSettings):
     def _check_api(cls, value: str) -> str:
         if value not in ("chat", "responses"):
             raise ValueError("SLACKBOT_MODEL_API must be 'chat' or 'responses'")
+        return value
+
+    @field_validator("slack_ui")
+    @classmethod
+    def _check_slack_ui(cls, value: str) -> str:
+        if value not in ("auto", "stream", "classic"):
+            raise ValueError("SLACKBOT_SLACK_UI must be auto, stream or classic")
         return value
 
     @field_validator("reasoning_effort")

@@ -1,5 +1,10 @@
 """The Slack sink: one status message per task, edited in place, and a final reply.
 
+With streaming (stream.py; SLACKBOT_SLACK_UI), a task that gets a stream shows its progress
+there instead: its status message is not edited while it streams (it keeps its Stop button), gets
+its final state at the end, and the final reply is the stream's stop call. Every other task, and
+every task in classic mode, takes the path below unchanged.
+
 It runs in the process holding the Slack output lease and sees every process's events from the
 database. State per task lives while the task does; finished tasks are remembered (a bounded
 number) only so that late events cannot bring a final status back to life."""
@@ -22,6 +27,8 @@ from ..protocol import (
 from ..store import Store
 from .blocks import StatusState, final_blocks, notice_blocks, status_blocks
 from .pacing import Poster
+from .stream import StreamSink
+from .stream_view import answer_chunks, event_chunks, stop_blocks
 from .updater import StatusUpdater
 from .wording import NOTHING_TO_REPORT, auto_push_text, left_out_text, run_headline
 
@@ -38,10 +45,12 @@ class _View:
     state: StatusState
     started: float | None = None
     last_submit: float = field(default_factory=time.monotonic)
+    mode: str = ""  # with streaming: "" (not decided yet), "stream" or "classic"
 
 
 class SlackRenderer:
-    def __init__(self, client: AsyncWebClient, updater: StatusUpdater, store: Store, *, max_file: str = "") -> None:
+    def __init__(self, client: AsyncWebClient, updater: StatusUpdater, store: Store, *, max_file: str = "",
+                 streams: StreamSink | None = None) -> None:
         self.client = client
         self.max_file = max_file  # SLACKBOT_MAX_FILE as written, for the left-out note
         self.updater = updater
@@ -51,6 +60,9 @@ class SlackRenderer:
         # Late events must not bring a final status back to life: the latest finished ids.
         self._finished: collections.OrderedDict[int, None] = collections.OrderedDict()
         self._posting: dict[int, asyncio.Lock] = {}
+        self.streams = streams
+        if streams is not None:
+            streams.on_lost = self._stream_lost
 
     def owns(self, ref: TaskRef) -> bool:
         return ref.channel != "cli"
@@ -62,6 +74,7 @@ class SlackRenderer:
         if view is None:
             view = self._views[ref.task_id] = _View(ref, ref.status_ts, StatusState(ref.task_id))
         st = view.state
+        was = st.state
         if isinstance(event, TaskQueued):
             st.state, st.position = "queued", event.position
         elif isinstance(event, (ThreadStarted, TurnStarted)):
@@ -79,7 +92,30 @@ class SlackRenderer:
             return
         else:
             return
+        if self.streams is not None and view.mode != "classic" and await self._streamed(view, event, was):
+            return
         await self._show(view)
+
+    async def _streamed(self, view: _View, event: Event, was: str) -> bool:
+        """True when the task streams (this event went to its stream, or started it)."""
+        assert self.streams is not None
+        if view.mode == "stream":
+            self.streams.add(view.ref.task_id, event_chunks(event))
+            return True
+        if view.state.state != "working":
+            return False  # (queued: decided when it starts working)
+        view.mode = "stream" if await self.streams.open(view.ref, event_chunks(event)) else "classic"
+        if view.mode == "stream" and was == "queued":
+            await self._show(view, force=True)  # the message said "Queued": once more, now working
+        return view.mode == "stream"
+
+    def _stream_lost(self, task_id: int) -> None:
+        """A stream that could not go on: the task continues on its status message."""
+        view = self._views.get(task_id)
+        if view is not None and view.mode == "stream":
+            view.mode = "classic"
+            if view.status_ts:
+                self.updater.submit(view.ref.channel, view.status_ts, *status_blocks(view.state))
 
     def _working(self, view: _View) -> None:
         if view.state.state != "working":
@@ -99,6 +135,7 @@ class SlackRenderer:
             st.phase, st.command = "Thinking", ""
 
     async def _finish(self, view: _View, event: TaskFinished) -> None:
+        streamed = view.mode == "stream"
         st = view.state
         st.state, st.error, st.stopped_by = event.status, event.error, event.stopped_by
         st.elapsed_s, st.files = event.elapsed_s, event.files
@@ -111,6 +148,8 @@ class SlackRenderer:
         while len(self._finished) > FINISHED_KEPT:
             self._finished.popitem(last=False)
         if event.quiet:
+            if streamed and self.streams is not None:
+                await self.streams.close(ref.task_id, ok=True, chunks=[], blocks=None, delete=event.quiet == "suppress")
             await self._quiet(ref, view.status_ts, event)
             return
         # Posted once, also when another process took the output over meanwhile: the message and
@@ -127,6 +166,18 @@ class SlackRenderer:
         async def message() -> None:
             await self.poster.post(channel=ref.channel, thread_ts=ref.thread_ts, text=text, blocks=blocks,
                                    unfurl_links=False)
+
+        if streamed and self.streams is not None:
+            streams, classic = self.streams, message
+            chunks, attach = answer_chunks(event.answer)
+            closing = stop_blocks(
+                attach, task_id=ref.task_id, state=event.status, error=event.error, files=event.files,
+                elapsed_s=event.elapsed_s, usage=event.usage, stopped_by=event.stopped_by, branch=event.branch,
+                pushable=event.pushable, pr_url=event.pr_url, note=note)
+
+            async def message() -> None:  # the stream's stop carries the final blocks; else the classic reply
+                if not await streams.close(ref.task_id, ok=event.status == "done", chunks=chunks, blocks=closing):
+                    await classic()
 
         async def answer() -> None:
             await self.client.files_upload_v2(
@@ -175,7 +226,9 @@ class SlackRenderer:
             await send()
             await self.store.first_time(key)
 
-    async def _show(self, view: _View, *, final: bool = False) -> None:
+    async def _show(self, view: _View, *, final: bool = False, force: bool = False) -> None:
+        if view.mode == "stream" and not (final or force):
+            return  # the stream shows the progress
         st = view.state
         if view.started is not None and not final:
             st.elapsed_s = time.monotonic() - view.started
@@ -206,5 +259,5 @@ class SlackRenderer:
             await asyncio.sleep(TICK_S)
             now = time.monotonic()
             for view in list(self._views.values()):
-                if view.state.state == "working" and now - view.last_submit >= REFRESH_AFTER_S:
+                if view.state.state == "working" and view.mode != "stream" and now - view.last_submit >= REFRESH_AFTER_S:
                     await self._show(view)

@@ -3,7 +3,7 @@
 The app under test talks to it over real HTTP (SLACK_API_URL=fake.api_url), so slack_sdk, its retry
 handlers and slack_bolt run unchanged. Method handlers live in slack_methods.py (user groups in
 slack_groups.py), Socket Mode in slack_socket.py, payload builders and signed delivery in
-slack_payloads.py.
+slack_payloads.py, streaming (chat.startStream/appendStream/stopStream) in slack_streams.py.
 """
 
 from __future__ import annotations
@@ -24,9 +24,12 @@ from .slack_groups import SlackGroups
 from .slack_methods import SlackError, SlackMethods
 from .slack_payloads import SlackPayloads
 from .slack_socket import SlackSocket
+from .slack_streams import SlackStreams
 
 # Form fields that slack_sdk JSON-encodes when it sends form data instead of a JSON body.
-_JSON_FIELDS = {"blocks", "attachments", "view", "files", "metadata", "unfurl_links"}
+_JSON_FIELDS = {"blocks", "attachments", "view", "files", "metadata", "unfurl_links", "chunks"}
+# Per-minute limits of methods in low rate tiers (Tier 2: 20+/min, Tier 4: 100+/min; docs/slack.md).
+TIER_LIMITS = {"chat.startStream": 20, "chat.stopStream": 20, "chat.appendStream": 100}
 
 
 @dataclass
@@ -46,7 +49,7 @@ class _Fault:
     times: int
 
 
-class FakeSlack(SlackMethods, SlackGroups, SlackSocket, SlackPayloads):
+class FakeSlack(SlackMethods, SlackGroups, SlackSocket, SlackPayloads, SlackStreams):
     def __init__(
         self,
         signing_secret: str = "test-signing-secret",
@@ -72,6 +75,8 @@ class FakeSlack(SlackMethods, SlackGroups, SlackSocket, SlackPayloads):
         self.update_limit_per_min = 50
         self.post_burst = 5
         self.post_per_sec = 1.0
+        self.tier_limits = dict(TIER_LIMITS)
+        self._tier_times: dict[str, list[float]] = defaultdict(list)
 
         # Recorded traffic and problems.
         self.calls: list[Call] = []
@@ -100,6 +105,7 @@ class FakeSlack(SlackMethods, SlackGroups, SlackSocket, SlackPayloads):
         SlackSocket._init_socket(self)
         SlackPayloads._init_payloads(self)
         SlackGroups._init_groups(self)
+        SlackStreams._init_streams(self)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -258,6 +264,11 @@ class FakeSlack(SlackMethods, SlackGroups, SlackSocket, SlackPayloads):
                 self._post_buckets[channel] = (tokens, now)
                 return max(1, math.ceil((1 - tokens) / self.post_per_sec))
             self._post_buckets[channel] = (tokens - 1, now)
+        elif method in self.tier_limits:
+            times = self._tier_times[method] = [t for t in self._tier_times[method] if t > now - 60]
+            if len(times) >= self.tier_limits[method]:
+                return max(1, math.ceil(times[0] + 60 - now))
+            times.append(now)
         return None
 
     def max_updates_in_window(self, window: float = 60.0) -> int:
