@@ -60,6 +60,12 @@ class Provider:
         self.calls.append(("start", dict(env or {})))
         raise SandboxError("no engine in this test: the agent's container stops here")
 
+    def keep_warm(self) -> None:
+        pass
+
+    async def take_warm(self, *, task_id: int, mounts: tuple[Mount, ...], **limits: Any) -> Sandbox | None:
+        return None  # no warm containers without an engine
+
     async def run_step(self, step: Step) -> StepResult:
         self.calls.append(("run_step", step))
         if step.name == "setup":

@@ -54,6 +54,12 @@ class RecordingProvider:
         self.calls.append(("start", task_id))
         raise AssertionError("the agent's container was started")
 
+    def keep_warm(self) -> None:
+        pass
+
+    async def take_warm(self, *, task_id: int, mounts: tuple[Mount, ...], **limits: Any) -> Sandbox | None:
+        return None  # no warm containers without an engine
+
     async def run_step(self, step: Step) -> StepResult:
         self.calls.append(("run_step", step))
         return self.answers.get(step.name, StepResult(127, f"the fake has no answer for step {step.name!r}"))
