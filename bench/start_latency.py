@@ -54,6 +54,7 @@ class Starts:
         marker = f"start-{self.n:03d}-"
         self.model.script_for(marker, [shell("date +%s.%N"), text("ok")])
         await self.refilled()
+        channel = f"{channel}{self.n:03d}"  # (posts in one channel are paced at one a second, as Slack asks)
         payload, ts = self.slack.mention(channel, "U1", f"<@UBOT> {prefix}{marker}")
         sent = time.time()
         await self.slack.wait_ack(await self.slack.socket_send("events_api", payload))

@@ -191,7 +191,8 @@ async def test_scratch_repository(tmp_path: Path, runner):
     assert git("log", "--format=%an", "main", cwd=path) == BOT_NAME
     assert git("config", "uploadpack.hideRefs", cwd=path) == "refs/slackbot"
     assert ensure_scratch(tmp_path / "scratch", 9) == (path, sha)
-    assert [p.name for p in (tmp_path / "scratch").iterdir()] == ["thread-9.git"]
+    assert sorted(p.name for p in (tmp_path / "scratch").iterdir()) == [".template.git", "thread-9.git"]
+    assert ensure_scratch(tmp_path / "scratch", 10)[1] == sha  # every scratch thread starts from one commit
     results = Results(runner, tmp_path / "tmp")
     await results.start_thread(path, 9, sha)
     tip = await results.receive(path, _write(path, sha, {"a.txt": "a\n"}, tmp_path), thread_id=9, parent=sha,

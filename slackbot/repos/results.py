@@ -192,20 +192,38 @@ class Results:
 
 def ensure_scratch(root: Path, thread_id: int) -> tuple[Path, str]:
     """A host-only bare repository standing in for a mirror in a thread with no repository: one empty
-    commit on `main` to start from (blocking)."""
+    commit on `main` to start from (blocking). Every thread's start is the same commit, so a new one is
+    a copy of a template made once (no git run on a task's start)."""
     path = root / f"thread-{thread_id}.git"
     if (path / "HEAD").is_file():
         return path, rev(path, "refs/heads/main")
-    root.mkdir(parents=True, exist_ok=True)
+    template = _scratch_template(root)
     tmp = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        run_git(["init", "-q", "--bare", "--initial-branch=main", str(tmp)])
-        run_git(["hash-object", "-t", "tree", "-w", "--stdin"], cwd=tmp, stdin_path="/dev/null")
-        sha = run_git(["commit-tree", EMPTY_TREE, "-m", SCRATCH_MESSAGE], cwd=tmp,
-                      env={**BOT_ENV, "GIT_AUTHOR_DATE": SCRATCH_DATE, "GIT_COMMITTER_DATE": SCRATCH_DATE}).strip()
-        run_git(["update-ref", "refs/heads/main", sha], cwd=tmp)
-        run_git(["config", "uploadpack.hideRefs", HIDDEN], cwd=tmp)
+        shutil.copytree(template, tmp, symlinks=True)
         tmp.rename(path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return path, sha
+    return path, (template / "refs" / "heads" / "main").read_text().strip()
+
+
+def _scratch_template(root: Path) -> Path:
+    template = root / ".template.git"
+    if (template / "refs" / "heads" / "main").is_file():
+        return template
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".template.git.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        run_git(["init", "-q", "--bare", "--template=", "--initial-branch=main", str(tmp)])  # (no sample hooks)
+        run_git(["hash-object", "-t", "tree", "-w", "--stdin"], cwd=tmp, stdin_path="/dev/null")
+        sha = run_git(["commit-tree", EMPTY_TREE, "-m", SCRATCH_MESSAGE], cwd=tmp,
+                      env={**BOT_ENV, "GIT_AUTHOR_DATE": SCRATCH_DATE, "GIT_COMMITTER_DATE": SCRATCH_DATE}).strip()
+        run_git(["update-ref", "refs/heads/main", sha], cwd=tmp)  # (a loose ref: read back as a file)
+        run_git(["config", "uploadpack.hideRefs", HIDDEN], cwd=tmp)
+        try:
+            tmp.rename(template)
+        except OSError:  # another process made it first
+            pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return template

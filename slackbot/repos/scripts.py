@@ -27,7 +27,7 @@ CLONE = r"""set -eu
 find /workspace -mindepth 1 -maxdepth 1 -exec rm -rf -- {} +
 if [ -n "$SB_START" ]; then
   # A scratch thread starts from one empty commit of a fixed date: made again here, nothing to transfer.
-  git init -q -b "$SB_BRANCH" /workspace
+  git init -q --template= -b "$SB_BRANCH" /workspace
   cd /workspace
   GIT_AUTHOR_NAME="$SB_NAME" GIT_AUTHOR_EMAIL="$SB_EMAIL" GIT_AUTHOR_DATE="$SB_START" GIT_COMMITTER_NAME="$SB_NAME" \
     GIT_COMMITTER_EMAIL="$SB_EMAIL" GIT_COMMITTER_DATE="$SB_START" git commit -q --allow-empty -m "$SB_MESSAGE"

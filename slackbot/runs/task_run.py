@@ -179,7 +179,15 @@ class TaskRun:
         if policy != "on":  # the agent will have no network: a warm container is taken while preparing
             self._warm = asyncio.ensure_future(ctx.sandboxes.take_warm(
                 task_id=task.id or 0, mounts=(), cpus=s.sandbox_cpus, memory=s.sandbox_memory))
-        self.thread, self.prepared = await self.steps.prepare(thread, task, self._progress)
+        # Without a linked repository the skills are the bot's own: gathered while preparing.
+        gathering = None if self.repo else asyncio.ensure_future(
+            task_skills(ctx.git, s, task_id=task.id or 0, mirror=None, sha=""))
+        try:
+            self.thread, self.prepared = await self.steps.prepare(thread, task, self._progress)
+        except BaseException:
+            if gathering is not None:  # (its folder is removed when the run ends: not while it is written)
+                await asyncio.gather(gathering, return_exceptions=True)
+            raise
         if self.prepared.fresh and (needs_setup(self.thread, self.repo) or self.repo and self.repo.network == "on"):
             self.thread = await self.steps.clone(self.thread, task, self.prepared, self._progress)
         self.ref = task_ref(task, self.thread)
@@ -187,7 +195,7 @@ class TaskRun:
         # not from a branch the bot pushed (what an agent wrote there would instruct the next one).
         linked = (self.repo is not None and self.thread.repo_id is not None
                   and not bot_branch(self.thread.base_branch, s))
-        self.skills = await task_skills(
+        self.skills = await gathering if gathering is not None else await task_skills(
             ctx.git, s, task_id=self.ref.task_id, mirror=self.prepared.repo if linked else None,
             sha=self.thread.latest_base_sha or self.thread.base_sha or self.prepared.parent)
         env: dict[str, str] = {}
