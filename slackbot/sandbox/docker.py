@@ -32,7 +32,7 @@ from slackbot.protocol import Mount, Step, StepResult
 from . import network as nets
 from . import slots
 from .container import DockerSandbox
-from .pool import Shape, WarmPool, folder_of
+from .pool import Shape, WarmPool, folder_of, task_of
 from .steps import run_step_sync
 
 log = logging.getLogger(__name__)
@@ -343,16 +343,6 @@ class DockerSandboxes:
         """This instance's containers (a task's: by its label, or by its name for a warm one)."""
         found = api.containers(all=True, filters={"label": [f"{LABEL_MANAGED}=1", f"{LABEL_INSTANCE}={self.instance}"]})
         return found if task_id is None else [c for c in found if task_of(c) == task_id]
-
-
-def task_of(container: dict[str, Any]) -> int:
-    """The task a listed container belongs to (0: none): its label, or for a warm container handed to a
-    task, the name it was given then (labels cannot change)."""
-    label = (container.get("Labels") or {}).get(LABEL_TASK, "0")
-    if label != "0" or (container.get("Labels") or {}).get(LABEL_ROLE) != "pool":
-        return int(label) if label.isdigit() else 0
-    found = re.search(r"-task-(\d+)-[0-9a-f]+$", (container.get("Names") or [""])[0])
-    return int(found.group(1)) if found else 0
 
 
 def _logged(fn: Callable[..., Any], *args: Any) -> None:

@@ -18,6 +18,7 @@ import asyncio
 import collections
 import hashlib
 import logging
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -258,6 +259,17 @@ class WarmPool:
 
     def _discard(self, pooled: Pooled) -> None:
         self.provider.in_background(self.remove_sync, pooled)
+
+
+def task_of(container: dict[str, Any]) -> int:
+    """The task a listed container belongs to (0: none): its label, or for a warm container handed to a
+    task, the name `_hand_out` gave it (labels cannot change)."""
+    labels = container.get("Labels") or {}
+    label = labels.get("slackbot.task", "0")
+    if label != "0" or labels.get("slackbot.role") != ROLE:
+        return int(label) if label.isdigit() else 0
+    found = re.search(r"-task-(\d+)-[0-9a-f]+$", (container.get("Names") or [""])[0])
+    return int(found.group(1)) if found else 0
 
 
 def folder_of(worker: str) -> str:
