@@ -2,7 +2,7 @@
 for scratch threads and new threads on generated repositories (2,000 files, and a large one). The real
 bot against the fakes and a real Docker engine; the scripted model answers at once.
 
-    python bench/start_latency.py [--runs 5] [--files 2000] [--large 50000]
+    python bench/start_latency.py [--runs 5] [--files 2000] [--large 50000]   (0: without that repository)
 
 The first command is `date +%s.%N`: the container's clock is the host's, so its output is the moment
 the command ran. "first thread" clones the mirror too (a repository nobody used yet); "new thread"
@@ -105,7 +105,7 @@ async def main(runs: int, files: int, large: int) -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         made = time.monotonic()
-        repos = {f"{files:,}-file repository": make_repo(tmp, files)}
+        repos = {f"{files:,}-file repository": make_repo(tmp, files)} if files else {}
         if large:
             repos[f"{large:,}-file repository"] = make_repo(tmp, large)
         print(f"(repositories generated in {time.monotonic() - made:.0f} s)")

@@ -285,17 +285,22 @@ async def test_w7b_a_stop_while_the_warm_sandbox_gets_its_directories_leaves_not
         return [c["Names"][0] for c in api.containers(filters={"label": f"slackbot.instance={sandboxes.instance}"})
                 if "-task-" in c["Names"][0]]
     rig.model.script_for("w7b-stopped", [shell("echo W7B-RAN"), text("never")])
+    git, fetched = rig.bot.git._executor, threading.Event()
+    for _ in range(git._max_workers):  # the repository is fetched only once the engine is slow (below)
+        git.submit(fetched.wait, 120)
     ts = await mention(slack, "w7b-stopped", channel="CW7", user="U7")
     try:
         await until(taken, timeout=60)  # taken while the workspace is prepared
         for _ in range(sandboxes._pool._max_workers):  # then the engine's threads are all busy (a slow engine)
             sandboxes._pool.submit(gate.wait, 120)
         assert not [p for p in in_slots(rig.settings.data_dir) if p.endswith("/workspace")]  # not yet bound
+        fetched.set()
         await asyncio.sleep(3)  # prepared: waiting for its directories
         task_id = (await thread_task_ids(rig.bot, "CW7", ts))[-1]
         await command(slack, f"stop {task_id}", user="U7", channel="CW7")
         await asyncio.sleep(2)  # the Stop lands while the directories wait for a thread
     finally:
+        fetched.set()
         gate.set()
     assert "W7B-RAN" not in thread_text(slack, "CW7", ts)  # control: stopped before the agent's command
     await wait_final(slack, "CW7", ts, timeout=120)

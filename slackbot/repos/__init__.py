@@ -5,7 +5,7 @@ from .errors import RepoError
 from .git_env import GitRunner
 from .github import GitHub, GitHubError
 from .mirror import Mirrors, Resolved, branch_name
-from .results import Changes, Results, ResultRefused, ensure_scratch, thread_ref
+from .results import Changes, Results, ResultRefused, ensure_scratch, scratch_start, thread_ref
 
 __all__ = ["Changes", "GitHub", "GitHubError", "GitRunner", "Mirrors", "RepoError", "Resolved", "ResultRefused",
-           "Results", "branch_name", "ensure_scratch", "thread_ref"]
+           "Results", "branch_name", "ensure_scratch", "scratch_start", "thread_ref"]

@@ -207,6 +207,11 @@ def ensure_scratch(root: Path, thread_id: int) -> tuple[Path, str]:
     return path, (template / "refs" / "heads" / "main").read_text().strip()
 
 
+def scratch_start(root: Path) -> str:
+    """The commit every new scratch thread starts from (blocking)."""
+    return (_scratch_template(root) / "refs" / "heads" / "main").read_text().strip()
+
+
 def _scratch_template(root: Path) -> Path:
     template = root / ".template.git"
     if (template / "refs" / "heads" / "main").is_file():

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from ..protocol import FileStat, Mount, Step, StepResult
-from ..repos import RepoError, ResultRefused, branch_name, ensure_scratch, scripts
+from ..repos import RepoError, ResultRefused, branch_name, ensure_scratch, scratch_start, scripts
 from ..repos.errors import display_url
 from ..sandbox import WorkspaceDisk
 from ..secret_box import SecretBox, SecretsKeyError, SecretUnreadable, usable
@@ -46,6 +46,7 @@ class Prepared:
     mounts: tuple[Mount, ...]  # for the setup and agent containers
     instructions: str = ""
     fresh: str = ""  # the base commit a first checkout is still to be made of
+    remade: bool = False  # `fresh` is the scratch start, made again in place (no mirror needed)
 
 
 @dataclass
@@ -72,11 +73,12 @@ class WorkspaceSteps:
         # The workspace's disk is mounted while the repository is fetched (it refuses when the disk is
         # nearly full); the caller detaches it however this ends.
         attaching = asyncio.ensure_future(ctx.disks.attach(thread.id))
+        start = ""
         try:
             if thread.repo_url:
                 thread, repo, fresh = await self._mirror(thread, task, attaching, progress)
             else:
-                repo, sha = await ctx.git.run(ensure_scratch, self.s.scratch_dir, thread.id)
+                repo, sha, start = await ctx.git.run(_scratch, self.s.scratch_dir, thread.id)
                 fresh = None if thread.tip_sha else sha
             disk = await attaching
         finally:
@@ -91,7 +93,8 @@ class WorkspaceSteps:
             instructions = await ctx.results.instructions(repo, fresh or thread.latest_base_sha or thread.base_sha,
                                                           AGENTS_MD_CAP)
         mounts = (Mount(str(disk.path), "/workspace"), Mount(str(disk.home), "/home/agent"))
-        return thread, Prepared(disk, repo, fresh or thread.tip_sha, mounts, instructions, fresh or "")
+        return thread, Prepared(disk, repo, fresh or thread.tip_sha, mounts, instructions, fresh or "",
+                                remade=bool(fresh) and not thread.repo_url and fresh == start)
 
     async def _mirror(self, thread: AgentThread, task: Task, disk: Awaitable[WorkspaceDisk],
                       progress: Progress) -> tuple[AgentThread, Path, str | None]:
@@ -131,7 +134,10 @@ class WorkspaceSteps:
                                   origin=display_url(thread.repo_url) if thread.repo_url else "",
                                   scratch=not thread.repo_url)
         mirror = Mount(str(repo), "/mirror", read_only=True)
-        if via is not None:
+        if via is not None and prepared.remade:  # nothing to read from a mirror
+            done = await via.exec(argv[-1], timeout_s=STEP_TIMEOUT_S, env=env, login=False)
+            result = StepResult(done.exit_code, done.output)
+        elif via is not None:
             done = await via.with_mount(mirror, argv[-1], timeout_s=STEP_TIMEOUT_S, env=env)
             result = StepResult(done.exit_code, done.output)
         else:
@@ -263,3 +269,7 @@ def _last_line(output: str) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
+def _scratch(root: Path, thread_id: int) -> tuple[Path, str, str]:
+    """A thread's scratch repository, its start, and the start every new scratch thread has (blocking)."""
+    repo, sha = ensure_scratch(root, thread_id)
+    return repo, sha, scratch_start(root)

@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 ROLE = "pool"
 SHAPES_KEPT = 3  # shapes (image, cpus, memory) kept warm: the default and the latest asked for
 RETRY_AFTER_S = 30.0  # a failed refill waits this long before the next try
+# A refill after a hand-out waits this long: starting a container costs the engine ~0.2 s of CPU,
+# which would otherwise compete with the task that was just handed one (and with a burst's others).
+REFILL_AFTER_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -77,8 +80,9 @@ class WarmPool:
         """Full, and nothing being made for `shape`."""
         return self.ready(shape) >= self.size and shape not in self._filling
 
-    def warm(self, shape: Shape) -> None:
-        """Keeps `shape` filled from now on (at most SHAPES_KEPT shapes: the oldest asked for goes)."""
+    def warm(self, shape: Shape, *, after_s: float = 0.0) -> None:
+        """Keeps `shape` filled from now on (at most SHAPES_KEPT shapes: the oldest asked for goes);
+        a refill it starts begins `after_s` from now."""
         if self.off or self._closed:
             return
         self._wanted.pop(shape, None)
@@ -90,7 +94,7 @@ class WarmPool:
                 self._discard(pooled)
         if shape not in self._filling and self.ready(shape) < self.size and time.monotonic() > self._retry_at:
             self._filling.add(shape)  # (at once: a second call before the fill runs starts no other)
-            fill = asyncio.create_task(self._fill(shape), name="warm-pool-fill")
+            fill = asyncio.create_task(self._fill(shape, after_s), name="warm-pool-fill")
             self._fills.add(fill)
             fill.add_done_callback(self._fills.discard)
 
@@ -102,7 +106,7 @@ class WarmPool:
         queue = self._ready.get(shape)
         while queue:
             pooled = queue.popleft()  # ours alone from here on
-            self.warm(shape)
+            self.warm(shape, after_s=REFILL_AFTER_S)
             job = asyncio.ensure_future(self.provider.call("take a warm sandbox", self._hand_out, pooled, task_id,
                                                            mounts))
             try:
@@ -236,8 +240,10 @@ class WarmPool:
 
     # ---- on the loop ----------------------------------------------------------------------------
 
-    async def _fill(self, shape: Shape) -> None:
+    async def _fill(self, shape: Shape, after_s: float = 0.0) -> None:
         try:
+            if after_s:
+                await asyncio.sleep(after_s)
             while not self._closed and shape in self._wanted and self.ready(shape) < self.size:
                 try:
                     pooled = await self.provider.call("start a warm sandbox", self._make_sync, shape,
