@@ -82,6 +82,12 @@ class Task(SQLModel, table=True):
     announced: bool = Field(default=False, sa_column_kwargs={"server_default": true()})
     automation_id: int | None = Field(default=None, index=True)  # started by an automation
     nothing_to_report: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    # Plan first: "" (edits at once), "plan" (a read-only phase ending in a plan to approve), "approved"
+    # (the edits, after approval by `approved_by`).
+    plan: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    approved_by: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    # Files attached in Slack (JSON list of {id, name, size, mimetype, url}), fetched when the task runs.
+    files: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]", server_default="[]"))
 
 
 class EventRow(SQLModel, table=True):
@@ -119,6 +125,7 @@ class InboxRow(SQLModel, table=True):
     ts: str = ""
     created_at: datetime = Field(default_factory=utcnow)
     consumed_by: int | None = None  # task id
+    files: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]", server_default="[]"))
 
 
 class SeenRow(SQLModel, table=True):
