@@ -5,6 +5,10 @@ there instead: its status message is not edited while it streams (it keeps its S
 its final state at the end, and the final reply is the stream's stop call. Every other task, and
 every task in classic mode, takes the path below unchanged.
 
+With streaming on (auto or stream), a task also marks its thread's agent session processing while
+it works (sessions.py), so Slack shows its own Stop: its status message then drops our Stop button
+(it keeps it when the session call fails), and the session goes active when the task ends.
+
 It runs in the process holding the Slack output lease and sees every process's events from the
 database. State per task lives while the task does; finished tasks are remembered (a bounded
 number) only so that late events cannot bring a final status back to life."""
@@ -27,6 +31,7 @@ from ..protocol import (
 from ..store import Store
 from .blocks import StatusState, final_blocks, notice_blocks, status_blocks
 from .pacing import Poster
+from .sessions import ACTIVE, CLOSED, Sessions, without_stop
 from .stream import StreamSink
 from .stream_view import answer_chunks, event_chunks, stop_blocks
 from .updater import StatusUpdater
@@ -46,6 +51,7 @@ class _View:
     started: float | None = None
     last_submit: float = field(default_factory=time.monotonic)
     mode: str = ""  # with streaming: "" (not decided yet), "stream" or "classic"
+    session: str = ""  # its agent session: "" (not asked yet), "processing" (Slack's Stop shows) or "none"
 
 
 class SlackRenderer:
@@ -61,8 +67,11 @@ class SlackRenderer:
         self._finished: collections.OrderedDict[int, None] = collections.OrderedDict()
         self._posting: dict[int, asyncio.Lock] = {}
         self.streams = streams
+        self.sessions: Sessions | None = None
         if streams is not None:
             streams.on_lost = self._stream_lost
+            self.sessions = Sessions(client, mode=streams.mode, team_id=streams.team_id)
+            streams.keep_processing = self.sessions.processing
 
     def owns(self, ref: TaskRef) -> bool:
         return ref.channel != "cli"
@@ -92,11 +101,20 @@ class SlackRenderer:
             return
         else:
             return
-        if self.streams is not None and view.mode != "classic" and await self._streamed(view, event, was):
+        native = await self._session(view)
+        if self.streams is not None and view.mode != "classic" and await self._streamed(view, event, was, native):
             return
-        await self._show(view)
+        await self._show(view, force=native)
 
-    async def _streamed(self, view: _View, event: Event, was: str) -> bool:
+    async def _session(self, view: _View) -> bool:
+        """Marks the session processing when the task starts working; True when that just made
+        Slack's own Stop appear (the status message then shows once more, without ours)."""
+        if self.sessions is None or view.session or view.state.state != "working":
+            return False
+        view.session = "processing" if await self.sessions.start(view.ref) else "none"
+        return view.session == "processing"
+
+    async def _streamed(self, view: _View, event: Event, was: str, native: bool = False) -> bool:
         """True when the task streams (this event went to its stream, or started it)."""
         assert self.streams is not None
         if view.mode == "stream":
@@ -105,8 +123,8 @@ class SlackRenderer:
         if view.state.state != "working":
             return False  # (queued: decided when it starts working)
         view.mode = "stream" if await self.streams.open(view.ref, event_chunks(event)) else "classic"
-        if view.mode == "stream" and was == "queued":
-            await self._show(view, force=True)  # the message said "Queued": once more, now working
+        if view.mode == "stream" and (was == "queued" or native):
+            await self._show(view, force=True)  # "Queued", or our Stop: once more, now working
         return view.mode == "stream"
 
     def _stream_lost(self, task_id: int) -> None:
@@ -115,7 +133,7 @@ class SlackRenderer:
         if view is not None and view.mode == "stream":
             view.mode = "classic"
             if view.status_ts:
-                self.updater.submit(view.ref.channel, view.status_ts, *status_blocks(view.state))
+                self.updater.submit(view.ref.channel, view.status_ts, *self._status(view))
 
     def _working(self, view: _View) -> None:
         if view.state.state != "working":
@@ -135,6 +153,15 @@ class SlackRenderer:
             st.phase, st.command = "Thinking", ""
 
     async def _finish(self, view: _View, event: TaskFinished) -> None:
+        try:
+            await self._finish_messages(view, event)
+        finally:  # the session leaves processing whatever happened to the messages
+            if self.sessions is not None:
+                await self.sessions.end(view.ref.task_id, CLOSED if event.quiet == "suppress" else ACTIVE)
+                if event.status == "interrupted" and not view.session:  # marked by a process gone since
+                    await self.sessions.settle(view.ref.channel, view.ref.thread_ts)
+
+    async def _finish_messages(self, view: _View, event: TaskFinished) -> None:
         streamed = view.mode == "stream"
         st = view.state
         st.state, st.error, st.stopped_by = event.status, event.error, event.stopped_by
@@ -168,16 +195,21 @@ class SlackRenderer:
                                    unfurl_links=False)
 
         if streamed and self.streams is not None:
-            streams, classic = self.streams, message
+            streams, classic, sessions = self.streams, message, self.sessions
             chunks, attach = answer_chunks(event.answer)
+            # The stop carries the session's end too (one call less), when the session is ours.
+            session_status = ACTIVE if sessions is not None and sessions.processing(ref.task_id) else None
             closing = stop_blocks(
                 attach, task_id=ref.task_id, state=event.status, error=event.error, files=event.files,
                 elapsed_s=event.elapsed_s, usage=event.usage, stopped_by=event.stopped_by, branch=event.branch,
                 pushable=event.pushable, pr_url=event.pr_url, note=note)
 
             async def message() -> None:  # the stream's stop carries the final blocks; else the classic reply
-                if not await streams.close(ref.task_id, ok=event.status == "done", chunks=chunks, blocks=closing):
+                if not await streams.close(ref.task_id, ok=event.status == "done", chunks=chunks, blocks=closing,
+                                           session_status=session_status):
                     await classic()
+                elif session_status and sessions is not None:
+                    sessions.ended(ref.task_id)
 
         async def answer() -> None:
             await self.client.files_upload_v2(
@@ -232,12 +264,19 @@ class SlackRenderer:
         st = view.state
         if view.started is not None and not final:
             st.elapsed_s = time.monotonic() - view.started
-        text, blocks = status_blocks(st)
+        text, blocks = self._status(view)
         view.last_submit = time.monotonic()
         if not view.status_ts:
             await self._post_status(view, text, blocks)
             return
         self.updater.submit(view.ref.channel, view.status_ts, text, blocks, final=final)
+
+    def _status(self, view: _View) -> tuple[str, list]:
+        """The status message; without our Stop while Slack shows its own (the session is processing)."""
+        text, blocks = status_blocks(view.state)
+        if view.session == "processing":
+            blocks = without_stop(view.ref.task_id, blocks)
+        return text, blocks
 
     async def _post_status(self, view: _View, text: str, blocks: list) -> None:
         """A task with no status message yet (its first post failed): post one now."""

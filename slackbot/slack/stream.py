@@ -43,7 +43,7 @@ def error_code(exc: Exception) -> str:
     return str(code or exc.__class__.__name__)
 
 
-class _Window:
+class Window:
     """Calls made in the last minute."""
 
     def __init__(self) -> None:
@@ -79,6 +79,7 @@ class _Stream:
     all_ts: list[str] = field(default_factory=list)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     lost: bool = False
+    halted: bool = False  # Slack's Stop ended it: nothing is sent until the task stops or resumes
 
 
 class StreamSink:
@@ -93,10 +94,12 @@ class StreamSink:
         self.appends_per_min = max(1, appends_per_min)
         self.refused: dict[str, str] = {}  # team -> Slack's answer, in auto
         self.on_lost: Callable[[int], None] = lambda task_id: None  # a stream gone for good mid-task
+        # Whether the task's agent session is processing: a roll-over's stop must keep it so.
+        self.keep_processing: Callable[[int], bool] = lambda task_id: False
         self._streams: dict[int, _Stream] = {}
-        self._starts = _Window()
-        self._stops = _Window()
-        self._appends = _Window()
+        self._starts = Window()
+        self._stops = Window()
+        self._appends = Window()
         self._wake = asyncio.Event()
 
     def active(self) -> bool:
@@ -134,28 +137,60 @@ class StreamSink:
         self._note(stream, chunks)
         self._wake.set()
 
+    def halt(self, task_id: int, stopped: list[str]) -> bool:
+        """Slack's own Stop ended these streams (agent_session_stopped): the task's stream, when it
+        is one of them, waits (no append meets a stopped stream, no roll-over starts) until the
+        task stops or `resume` continues it. True when the task's stream was halted."""
+        stream = self._streams.get(task_id)
+        if stream is None or stream.ts not in stopped:
+            return False
+        stream.halted = True
+        return True
+
+    async def resume(self, task_id: int, note: str = "") -> bool:
+        """A halted stream's task goes on (the Stop was refused): in a new stream, with `note`."""
+        stream = self._streams.get(task_id)
+        if stream is None or not stream.halted:
+            return False
+        async with stream.lock:
+            stream.halted = False
+            if note:
+                stream.pending = merge([{"type": "markdown_text", "text": note + "\n\n"}], stream.pending)
+            if await self._roll(stream, stop_old=False):
+                return True
+        self._lose(task_id, stream)
+        return False
+
     async def close(self, task_id: int, *, ok: bool, chunks: list[Chunk], blocks: list[dict] | None,
-                    delete: bool = False) -> bool:
-        """Stops the task's stream with its last chunks and the final blocks; False when that could
-        not be done (the caller posts the classic final message, so the end is never silent)."""
+                    delete: bool = False, session_status: str | None = None) -> bool:
+        """Stops the task's stream with its last chunks and the final blocks (and, given, the
+        agent session's status); False when that could not be done (the caller posts the classic
+        final message, so the end is never silent; a stream Slack's Stop ended gets that too)."""
         stream = self._streams.pop(task_id, None)
         if stream is None:
             return False
         async with stream.lock:
             if stream.lost:
                 return False
+            if stream.halted:  # Slack's Stop ended it: nothing more goes there
+                if delete:
+                    await self._delete(stream)
+                return False
             last = merge(merge(stream.pending, settle(stream.steps, ok)), chunks)
             stream.pending = []
             if time.monotonic() - stream.opened >= self.max_open_s and not await self._roll(stream):
                 return False
-            failed = await self._stop(stream, chunks=last, blocks=blocks)
-            if failed in EXPIRED and await self._roll(stream, stop_old=False):
-                failed = await self._stop(stream, chunks=last, blocks=blocks)  # Slack ended it early
+            failed = await self._stop(stream, chunks=last, blocks=blocks, session_status=session_status)
+            if failed in EXPIRED and await self._roll(stream, stop_old=False):  # Slack ended it early
+                failed = await self._stop(stream, chunks=last, blocks=blocks, session_status=session_status)
             if delete:
-                for ts in stream.all_ts:
-                    with contextlib.suppress(Exception):
-                        await self.client.chat_delete(channel=stream.ref.channel, ts=ts)
+                await self._delete(stream)
             return not failed
+
+    async def _delete(self, stream: _Stream) -> None:
+        for ts in stream.all_ts:
+            with contextlib.suppress(Exception):
+                await self.client.chat_delete(channel=stream.ref.channel, ts=ts)
 
     async def run(self) -> None:
         """Sends coalesced appends and rolls old streams over; one pass at a time."""
@@ -163,7 +198,7 @@ class StreamSink:
             now = time.monotonic()
             wait = self.flush_s
             for task_id, stream in list(self._streams.items()):
-                if stream.lock.locked() or stream.lost:
+                if stream.lock.locked() or stream.lost or stream.halted:
                     continue
                 age_left = stream.opened + self.max_open_s - now
                 if age_left <= 0:
@@ -196,7 +231,7 @@ class StreamSink:
 
     async def _append(self, task_id: int, stream: _Stream) -> None:
         async with stream.lock:
-            if not stream.pending or task_id not in self._streams:
+            if not stream.pending or task_id not in self._streams or stream.halted:
                 return
             chunks, stream.pending = stream.pending, []
             self._appends.take()
@@ -214,8 +249,9 @@ class StreamSink:
 
     async def _roll(self, stream: _Stream, *, stop_old: bool = True) -> bool:
         """Stops the stream and continues in a new one with the plan's state and what was waiting."""
-        if stop_old:
-            await self._stop(stream, chunks=stream.pending, blocks=None, quiet=True)
+        if stop_old:  # (a stop leaves the session active unless told otherwise)
+            keep = "processing" if self.keep_processing(stream.ref.task_id) else None
+            await self._stop(stream, chunks=stream.pending, blocks=None, quiet=True, session_status=keep)
             stream.pending = []
         await self._starts.wait(self.starts_per_min, STOP_WAIT_S)
         carry = merge([plan_title(stream.ref.task_id, continued=True)], list(stream.steps.values()))
@@ -231,7 +267,7 @@ class StreamSink:
         return True
 
     async def _stop(self, stream: _Stream, *, chunks: list[Chunk], blocks: list[dict] | None,
-                    quiet: bool = False) -> str:
+                    quiet: bool = False, session_status: str | None = None) -> str:
         """Slack's error code, "" when the stream stopped."""
         await self._stops.wait(self.starts_per_min, STOP_WAIT_S)
         args: dict[str, Any] = {"channel": stream.ref.channel, "ts": stream.ts}
@@ -239,6 +275,8 @@ class StreamSink:
             args["chunks"] = chunks
         if blocks:
             args["blocks"] = blocks
+        if session_status:
+            args["session_status"] = session_status
         try:
             await self.client.chat_stopStream(**args)
             return ""

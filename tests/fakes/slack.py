@@ -3,7 +3,8 @@
 The app under test talks to it over real HTTP (SLACK_API_URL=fake.api_url), so slack_sdk, its retry
 handlers and slack_bolt run unchanged. Method handlers live in slack_methods.py (user groups in
 slack_groups.py), Socket Mode in slack_socket.py, payload builders and signed delivery in
-slack_payloads.py, streaming (chat.startStream/appendStream/stopStream) in slack_streams.py.
+slack_payloads.py, streaming (chat.startStream/appendStream/stopStream) in slack_streams.py, agent
+sessions and the Messages tab's suggested prompts in slack_sessions.py.
 """
 
 from __future__ import annotations
@@ -23,13 +24,16 @@ from tests.fakes.serve import serve
 from .slack_groups import SlackGroups
 from .slack_methods import SlackError, SlackMethods
 from .slack_payloads import SlackPayloads
+from .slack_sessions import SlackSessions
 from .slack_socket import SlackSocket
 from .slack_streams import SlackStreams
 
 # Form fields that slack_sdk JSON-encodes when it sends form data instead of a JSON body.
-_JSON_FIELDS = {"blocks", "attachments", "view", "files", "metadata", "unfurl_links", "chunks"}
-# Per-minute limits of methods in low rate tiers (Tier 2: 20+/min, Tier 4: 100+/min; docs/slack.md).
-TIER_LIMITS = {"chat.startStream": 20, "chat.stopStream": 20, "chat.appendStream": 100}
+_JSON_FIELDS = {"blocks", "attachments", "view", "files", "metadata", "unfurl_links", "chunks", "prompts"}
+# Per-minute limits of methods in low rate tiers (Tier 2: 20+/min, Tier 3: 50+/min, Tier 4: 100+/min;
+# docs/slack.md).
+TIER_LIMITS = {"chat.startStream": 20, "chat.stopStream": 20, "chat.appendStream": 100,
+               "agents.sessions.setStatus": 50, "assistant.threads.setSuggestedPrompts": 100}
 
 
 @dataclass
@@ -49,7 +53,7 @@ class _Fault:
     times: int
 
 
-class FakeSlack(SlackMethods, SlackGroups, SlackSocket, SlackPayloads, SlackStreams):
+class FakeSlack(SlackMethods, SlackGroups, SlackSocket, SlackPayloads, SlackStreams, SlackSessions):
     def __init__(
         self,
         signing_secret: str = "test-signing-secret",
@@ -106,6 +110,7 @@ class FakeSlack(SlackMethods, SlackGroups, SlackSocket, SlackPayloads, SlackStre
         SlackPayloads._init_payloads(self)
         SlackGroups._init_groups(self)
         SlackStreams._init_streams(self)
+        SlackSessions._init_sessions(self)
 
     # ---- lifecycle -------------------------------------------------------------------------
 

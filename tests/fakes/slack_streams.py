@@ -16,6 +16,7 @@ from slack_sdk.models.messages.chunk import Chunk
 
 from .slack_blocks import MAX_MARKDOWN_TEXT, check_blocks
 from .slack_methods import SlackError, _need, _public, method
+from .slack_sessions import SESSION_STATUSES
 
 TASK_STATUSES = ("pending", "in_progress", "complete", "error")
 DISPLAY_MODES = ("timeline", "plan")
@@ -135,6 +136,9 @@ class SlackStreams:
     async def _stop_stream(self: Any, params: dict) -> dict:
         self._stream_allowed()
         _need(params, "channel", "ts")
+        session_status = params.get("session_status") or "active"  # documented default
+        if session_status not in SESSION_STATUSES:
+            raise SlackError("invalid_arguments", response_metadata={"messages": ["bad session_status"]})
         chunks = self._check_chunks("chat.stopStream", params.get("chunks"))
         markdown = self._check_markdown(params)
         if params.get("blocks") is not None:  # at most 50, besides any sent in chunks
@@ -142,6 +146,8 @@ class SlackStreams:
         msg = self._streaming_message(params)
         self._add_chunks(msg, chunks, markdown)
         msg["streaming"] = False
+        msg["session_status"] = session_status
+        self._move_session(msg["channel"], msg.get("thread_ts") or msg["ts"], session_status)
         if params.get("blocks"):
             msg["blocks"] = params["blocks"]
         if params.get("metadata") is not None:
