@@ -37,6 +37,7 @@ class Sessions:
         self.calls_per_min = max(2, calls_per_min)
         self.refused: dict[str, str] = {}  # team -> Slack's answer
         self._open: dict[int, TaskRef] = {}  # tasks whose session we marked processing
+        self._starting = 0  # start calls waiting for Slack's answer
         self._calls = Window()
         self._warned = False
 
@@ -51,15 +52,23 @@ class Sessions:
         """Marks the task's session processing; False when it was not (the task keeps our Stop)."""
         if not self.active() or ref.task_id in self._open:
             return ref.task_id in self._open
-        if self._calls.room(self.calls_per_min - self.calls_per_min // 4) > 0:
+        # Room for this start and for the end of every open session (this one's too): ends cannot be
+        # put off for long, so a start that could not be ended within the budget is not made.
+        limit = self.calls_per_min - self.calls_per_min // 4 - len(self._open) - self._starting - 1
+        if limit <= 0 or self._calls.room(limit) > 0:
             log.info("session calls are spent for this minute: task %s keeps its own Stop", ref.task_id)
             return False
         self._calls.take()
         title = short(ref.prompt, TITLE_LIMIT - 12) if ref.prompt.strip() else ""
-        if await self._set(ref, PROCESSING, title=f"#{ref.task_id} {title}".strip(), initiator_user_id=ref.requester):
+        self._starting += 1  # (counted as open while Slack answers: starts come in bursts)
+        try:
+            made = await self._set(ref, PROCESSING, title=f"#{ref.task_id} {title}".strip(),
+                                   initiator_user_id=ref.requester)
+        finally:
+            self._starting -= 1
+        if made:
             self._open[ref.task_id] = ref
-            return True
-        return False
+        return made
 
     async def again(self, task_id: int) -> None:
         """Processing once more (after a Stop this person may not press: Slack leaves the status to us)."""
