@@ -56,11 +56,13 @@ class Models:
         self._client = openai.AsyncOpenAI(base_url=settings.openai_base_url or None,
                                           api_key=settings.openai_api_key or "none", max_retries=0,
                                           timeout=settings.model_timeout_s)
+        self.no_images: set[str] = set()  # models whose endpoint refused image input (SLACKBOT_IMAGE_INPUT=auto)
 
     def __call__(self, name: str, effort: str = "") -> OpenAIModel:
         s = self.settings
         return OpenAIModel(name=name, api=s.model_api, retries=s.model_retries, client=self._client,
-                           timeout_s=s.model_timeout_s, effort=effort)
+                           timeout_s=s.model_timeout_s, effort=effort, image_input=s.image_input,
+                           no_images=self.no_images)
 
     async def close(self) -> None:
         await self._client.close()
@@ -135,6 +137,7 @@ class Bot:
         # Imported here: workers and the CLI's exec command run without any Slack part.
         from .slack.app import bolt_app, web_client
         from .slack.deps import Deps
+        from .slack.files import FileNotices
         from .slack.home import HomeRefresher
         from .slack.renderer import SlackRenderer
         from .slack.server import SlackServer
@@ -167,6 +170,7 @@ class Bot:
             self.background.spawn(streams.run(), "stream-appender")
         self.deps = Deps(s, self.store, self.runs, renderer, self.client, RepoStore(self.store),
                          bot_user_id=auth.get("user_id", ""), bot_id=auth.get("bot_id", ""))
+        self.feed.add_sink(FileNotices(renderer.poster))  # what a run could not take of attached files
         self._start_automations()
         home = HomeRefresher(self.deps)
         self.feed.add_sink(home)

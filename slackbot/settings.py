@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     result_max: str = Field("512m", alias="SLACKBOT_RESULT_MAX", description="Largest result bundle taken in.")
     max_file: str = Field("50m", alias="SLACKBOT_MAX_FILE",
                           description="Files larger than this are left out of the commit.")
+    attachment_max: str = Field("20m", alias="SLACKBOT_ATTACHMENT_MAX", description=(
+        "Largest file taken from a Slack message into the workspace (.slack-files/), per file."))
+    image_input: str = Field("auto", alias="SLACKBOT_IMAGE_INPUT", description=(
+        "Attached images given to the model as image input: on, off, or auto (on, and off for a model "
+        "whose endpoint refuses a request with images)."))
 
     # Agent limits (per task)
     max_steps: int = Field(50, alias="SLACKBOT_MAX_STEPS")
@@ -226,10 +231,17 @@ class Settings(BaseSettings):
         return value.strip()
 
     @field_validator("workspace_quota", "disk_reserve", "result_max", "max_file", "sandbox_tmp", "webhook_max_body",
-                     "sandbox_memory")
+                     "sandbox_memory", "attachment_max")
     @classmethod
     def _check_size(cls, value: str) -> str:
         parse_size(value)
+        return value
+
+    @field_validator("image_input")
+    @classmethod
+    def _check_image_input(cls, value: str) -> str:
+        if value not in ("auto", "on", "off"):
+            raise ValueError("SLACKBOT_IMAGE_INPUT must be auto, on or off")
         return value
 
     @field_validator("workspace_quota_mode")

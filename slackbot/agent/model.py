@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import random
+import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -23,6 +24,10 @@ from openai.types.responses import Response
 from ..protocol import Usage
 
 log = logging.getLogger(__name__)
+# Where an attached image sits in a (stored) user message: the image itself is held by the run's
+# model client and sent only in its requests, so no history row or transcript carries its bytes.
+IMAGE_MARKER = "[image #{}]"
+_IMAGE_RE = re.compile(r"\[image #([0-9a-f]{16})\]")
 
 
 class ModelError(Exception):
@@ -69,17 +74,26 @@ class Model(Protocol):
     async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply: ...
 
 
+class _ImagesRefused(Exception):
+    """The endpoint refused a request that carried images (auto: it goes again without them)."""
+
+
 class OpenAIModel:
     """One client for both APIs; `api` is "chat" or "responses"."""
 
     def __init__(self, *, name: str, api: str, base_url: str = "", api_key: str = "", retries: int = 4,
                  timeout_s: float = 300.0, backoff_s: float = 0.5, client: openai.AsyncOpenAI | None = None,
-                 effort: str = "") -> None:
+                 effort: str = "", image_input: str = "auto", no_images: set[str] | None = None) -> None:
         """`client`: one shared by every model name (its connections too); made here when not given.
         `retries`: of HTTP errors (by the SDK) and of malformed answers (here), each.
         `timeout_s`: the deadline of one `complete()`, every retry and wait included.
-        `effort`: the reasoning effort asked for ("" asks for none: the model's default)."""
+        `effort`: the reasoning effort asked for ("" asks for none: the model's default).
+        `image_input`: on, off, or auto (on until the endpoint refuses a request with images; the
+        model's name is then added to `no_images`, a set the caller may share between clients)."""
         self.name = name
+        self.image_input = image_input
+        self.no_images = no_images if no_images is not None else set()
+        self.images: dict[str, str] = {}  # marker token -> data URL, for this client's requests
         self.effort = effort
         self.api = api
         self.retries = retries
@@ -119,12 +133,38 @@ class OpenAIModel:
         if self._owns_client:  # a shared client is closed by whoever made it
             await self.client.close()
 
-    async def _once(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
-        if self.api == "responses":
-            return await self._responses(messages, tools)
-        return await self._chat(messages, tools)
+    def add_image(self, token: str, data_url: str) -> bool:
+        """An image this client's requests carry wherever a user message has IMAGE_MARKER with
+        `token`; False when image input is off for this model."""
+        if self.image_input == "off" or (self.image_input == "auto" and self.name in self.no_images):
+            return False
+        self.images[token] = data_url
+        return True
 
-    async def _chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
+    def _sends_images(self, messages: list[dict[str, Any]]) -> bool:
+        return bool(self.images) and not (self.image_input == "auto" and self.name in self.no_images) and any(
+            m.get("role") == "user" and isinstance(m.get("content"), str) and _IMAGE_RE.search(m["content"])
+            for m in messages)
+
+    async def _once(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
+        images = self._sends_images(messages)
+        try:
+            if self.api == "responses":
+                return await self._responses(messages, tools, images)
+            return await self._chat(messages, tools, images)
+        except _ImagesRefused as exc:
+            log.warning("model %s refused a request with images (%s); going on without image input",
+                        self.name, exc.__cause__)
+            self.no_images.add(self.name)
+            return await self._once(messages, tools)
+
+    def _refused(self, exc: openai.APIError, images: bool) -> Exception:
+        if images and self.image_input == "auto" and isinstance(exc, openai.BadRequestError):
+            return _ImagesRefused()
+        return _model_error(exc)
+
+    async def _chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
+                    images: bool = False) -> ModelReply:
         try:
             extra: dict[str, Any] = {"tools": tools} if tools else {}
             if self.effort:
@@ -132,10 +172,11 @@ class OpenAIModel:
             # The history is already the API's JSON: posted as it is. (`create` would first walk every
             # message against the SDK's TypedDicts, which costs tens of milliseconds a call once a
             # task has a few dozen steps.)
+            sent = with_images(messages, self.images, chat_part) if images else messages
             resp = await self.client.post("/chat/completions", cast_to=ChatCompletion,
-                                          body={"model": self.name, "messages": messages, **extra})
+                                          body={"model": self.name, "messages": sent, **extra})
         except openai.APIError as exc:
-            raise _model_error(exc) from exc
+            raise self._refused(exc, images) from exc
         except json.JSONDecodeError as exc:  # declared JSON, but is not
             raise MalformedReply(f"not JSON ({exc})") from exc
         _expect_object(resp)
@@ -157,8 +198,10 @@ class OpenAIModel:
         except (AttributeError, TypeError, ValueError, IndexError, KeyError) as exc:  # fields of the wrong shape
             raise MalformedReply(f"{exc.__class__.__name__}: {exc}") from exc
 
-    async def _responses(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
-        instructions, items = to_responses_input(messages)
+    async def _responses(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
+                         images: bool = False) -> ModelReply:
+        instructions, items = to_responses_input(with_images(messages, self.images, responses_part)
+                                                 if images else messages)
         rtools = [{"type": "function", "name": t["function"]["name"],
                    "description": t["function"].get("description", ""),
                    "parameters": t["function"]["parameters"]} for t in tools]
@@ -171,7 +214,7 @@ class OpenAIModel:
             resp = await self.client.post("/responses", cast_to=Response,
                                           body={"model": self.name, "input": items, "store": False, **extra})
         except openai.APIError as exc:
-            raise _model_error(exc) from exc
+            raise self._refused(exc, images) from exc
         except json.JSONDecodeError as exc:
             raise MalformedReply(f"not JSON ({exc})") from exc
         _expect_object(resp)
@@ -193,6 +236,27 @@ class OpenAIModel:
             return ModelReply("".join(text), tuple(calls), usage)
         except (AttributeError, TypeError, ValueError, IndexError, KeyError) as exc:
             raise MalformedReply(f"{exc.__class__.__name__}: {exc}") from exc
+
+
+def chat_part(text: str | None, image: str | None) -> dict[str, Any]:
+    return {"type": "text", "text": text} if image is None else {"type": "image_url", "image_url": {"url": image}}
+
+
+def responses_part(text: str | None, image: str | None) -> dict[str, Any]:
+    return {"type": "input_text", "text": text} if image is None else {"type": "input_image", "image_url": image}
+
+
+def with_images(messages: list[dict[str, Any]], images: dict[str, str], part: Any) -> list[dict[str, Any]]:
+    """A copy of `messages` where each user message naming images (IMAGE_MARKER) is its text followed
+    by those images (parts made by `part(text, image)`); markers this client holds no image for stay
+    text (an earlier task's)."""
+    out = []
+    for m in messages:
+        content = m.get("content")
+        found = [images[t] for t in _IMAGE_RE.findall(content) if t in images] \
+            if m.get("role") == "user" and isinstance(content, str) else []
+        out.append({**m, "content": [part(content, None), *(part(None, i) for i in found)]} if found else m)
+    return out
 
 
 def to_responses_input(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from typing import Any, Awaitable, Callable
+from typing import IO, Any, Awaitable, Callable
 
 import docker.errors
 
@@ -13,6 +13,7 @@ from slackbot.protocol import ExecResult, Mount
 
 from .channel import Channel
 from .exec_stream import ExecRun, read_frames
+from .upload import put_file_sync
 
 WORKDIR = "/workspace"
 KILL_GRACE_S = 5  # `timeout -k`: SIGKILL this long after SIGTERM
@@ -126,6 +127,14 @@ class DockerSandbox:
             api.exec_start(api.exec_create(self._container_id, ["sh", "-c", script], user=self._user)["Id"])
         except docker.errors.APIError:
             pass  # the container is gone, and the command with it
+
+    async def put_file(self, folder: str, name: str, data: IO[bytes], size: int, *, timeout_s: float = 120) -> str:
+        """Copies a file into /workspace/`folder`/ as the sandbox user (upload.py); "" when placed,
+        else why not (the workspace's own state: a link where the folder should be)."""
+        def put() -> str:
+            return put_file_sync(self._provider.client().api, self._container_id, user=self._user, folder=folder,
+                                 name=name, data=data, size=size, timeout_s=timeout_s)
+        return str(await self._provider.call("copy a file into the sandbox", put, timeout_s=timeout_s + 15))
 
     async def disk_usage(self) -> int:
         """Bytes the workspace and home take on disk (allocated blocks: a sparse file counts what it

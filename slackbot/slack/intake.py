@@ -72,11 +72,12 @@ async def react(deps: Deps, channel: str, ts: str, name: str = "eyes") -> None:
 
 async def start_task(deps: Deps, *, channel: str, thread_ts: str, user: str, text: str, ts: str,
                      keys: tuple[str, ...] = (), repo: RepoBinding | None = None,
-                     model: str = "", automation_id: int | None = None) -> TaskRef | None:
+                     model: str = "", automation_id: int | None = None,
+                     files: list[dict[str, Any]] | None = None) -> TaskRef | None:
     """Records the task, posts its status message, queues it; tells the thread if anything fails.
     None when it was not recorded (a duplicate delivery, or a failure the thread was told of)."""
     ref = await record_task(deps, channel=channel, thread_ts=thread_ts, user=user, text=text, ts=ts,
-                            keys=keys, repo=repo, model=model, automation_id=automation_id)
+                            keys=keys, repo=repo, model=model, automation_id=automation_id, files=files)
     if ref is not None:
         await post_status_and_enqueue(deps, ref)
     return ref
@@ -84,14 +85,16 @@ async def start_task(deps: Deps, *, channel: str, thread_ts: str, user: str, tex
 
 async def record_task(deps: Deps, *, channel: str, thread_ts: str, user: str, text: str, ts: str,
                       keys: tuple[str, ...] = (), repo: RepoBinding | None = None, model: str = "",
-                      status: TaskStatus = TaskStatus.PENDING, automation_id: int | None = None) -> TaskRef | None:
+                      status: TaskStatus = TaskStatus.PENDING, automation_id: int | None = None,
+                      files: list[dict[str, Any]] | None = None) -> TaskRef | None:
     """Records the task together with the delivery `keys` (one transaction: a delivery is never
-    marked seen unless its task exists). None for a duplicate, or after telling the thread why not."""
+    marked seen unless its task exists), with the files attached to it (files.py). None for a
+    duplicate, or after telling the thread why not."""
     try:
         recorded = await deps.store.new_task_once(
             keys, channel=channel, thread_ts=thread_ts, requester=user, requester_name=await deps.user_name(user),
             requester_email=await deps.user_email(user), prompt=text, mention_ts=ts, model=model, repo=repo,
-            status=status, automation_id=automation_id)
+            status=status, automation_id=automation_id, files=files)
     except Exception as exc:
         log.exception("could not record a task")
         await say(deps, channel, thread_ts, f"Sorry, I could not start this task: {reason(exc)}")
@@ -112,7 +115,7 @@ async def post_status_and_enqueue(deps: Deps, ref: TaskRef, phase: str = "Starti
 
 
 async def handle_reply(deps: Deps, *, channel: str, thread_ts: str, user: str, text: str, ts: str,
-                       keys: tuple[str, ...] = ()) -> bool | None:
+                       keys: tuple[str, ...] = (), files: list[dict[str, Any]] | None = None) -> bool | None:
     """A message in an agent thread: steering for its active task, else a follow-up task; either is
     recorded with the delivery `keys`. None when the thread is not an agent thread; False when
     nothing was recorded (a duplicate delivery, or a failure the thread was told of)."""
@@ -123,7 +126,8 @@ async def handle_reply(deps: Deps, *, channel: str, thread_ts: str, user: str, t
     name = await deps.user_name(user)
     in_inbox = False
     if any(t.status in ACTIVE for t in await deps.store.thread_tasks(thread.id)):
-        row_id = await deps.store.add_inbox_once(keys, thread.id, user=user, user_name=name, text=text, ts=ts)
+        row_id = await deps.store.add_inbox_once(keys, thread.id, user=user, user_name=name, text=text, ts=ts,
+                                                 files=files)
         if row_id is None:
             return False
         if any(t.status in ACTIVE for t in await deps.store.thread_tasks(thread.id)):
@@ -139,5 +143,5 @@ async def handle_reply(deps: Deps, *, channel: str, thread_ts: str, user: str, t
             await say(deps, channel, thread_ts, refused)
         return True
     ref = await start_task(deps, channel=channel, thread_ts=thread_ts, user=user, text=opts.text or text, ts=ts,
-                           keys=keys, model=opts.model)
+                           keys=keys, model=opts.model, files=files)
     return in_inbox or ref is not None

@@ -87,10 +87,11 @@ class Store:
     async def new_task_once(self, keys: tuple[str, ...], *, channel: str, thread_ts: str, requester: str,
                             requester_name: str, prompt: str, mention_ts: str, model: str, requester_email: str = "",
                             repo: RepoBinding | None = None, status: TaskStatus = TaskStatus.PENDING,
-                            pinned: str = "", automation_id: int | None = None) -> tuple[AgentThread, Task] | None:
+                            pinned: str = "", automation_id: int | None = None,
+                            files: list[dict[str, Any]] | None = None) -> tuple[AgentThread, Task] | None:
         """`new_task` and the delivery keys in one transaction: None when a key was seen before (a
         retry or a twin of this delivery recorded it). A failure records neither, so a delivery is
-        never marked seen without its task."""
+        never marked seen without its task. `files`: attached in Slack ({id, name, size, mimetype, url})."""
         def fn(s: Session) -> tuple[AgentThread, Task] | None:
             for _attempt in range(3):
                 if not self._mark(s, keys):
@@ -110,7 +111,7 @@ class Store:
                 task = Task(thread_id=thread.id, channel=channel, requester=requester,
                             requester_name=_text(requester_name), requester_email=_text(requester_email),
                             prompt=_text(prompt), mention_ts=mention_ts, model=model, status=str(status),
-                            pinned=pinned, automation_id=automation_id)
+                            pinned=pinned, automation_id=automation_id, files=_files(files))
                 s.add(task)
                 s.commit()
                 s.refresh(thread)
@@ -120,12 +121,13 @@ class Store:
         return await self.run(fn)
 
     async def add_inbox_once(self, keys: tuple[str, ...], thread_id: int, *, user: str, user_name: str, text: str,
-                             ts: str) -> int | None:
+                             ts: str, files: list[dict[str, Any]] | None = None) -> int | None:
         """`add_inbox` and the delivery keys in one transaction; None when a key was seen before."""
         def fn(s: Session) -> int | None:
             if not self._mark(s, keys):
                 return None
-            row = InboxRow(thread_id=thread_id, user=user, user_name=_text(user_name), text=_text(text), ts=ts)
+            row = InboxRow(thread_id=thread_id, user=user, user_name=_text(user_name), text=_text(text), ts=ts,
+                           files=_files(files))
             s.add(row)
             s.commit()
             return row.id
@@ -302,9 +304,11 @@ class Store:
 
     # ---- inbox (steering) ------------------------------------------------------------------
 
-    async def add_inbox(self, thread_id: int, *, user: str, user_name: str, text: str, ts: str) -> int:
+    async def add_inbox(self, thread_id: int, *, user: str, user_name: str, text: str, ts: str,
+                        files: list[dict[str, Any]] | None = None) -> int:
         def fn(s: Session) -> int:
-            row = InboxRow(thread_id=thread_id, user=user, user_name=_text(user_name), text=_text(text), ts=ts)
+            row = InboxRow(thread_id=thread_id, user=user, user_name=_text(user_name), text=_text(text), ts=ts,
+                           files=_files(files))
             s.add(row)
             s.commit()
             assert row.id is not None  # committed: the row has its key
@@ -344,6 +348,11 @@ class Store:
 def _text(value: Any) -> Any:
     """A NUL (the model, command output or a repository's file can carry one) stored as U+FFFD."""
     return value.replace(NUL, NUL_SHOWN) if isinstance(value, str) and NUL in value else value
+
+
+def _files(files: list[dict[str, Any]] | None) -> str:
+    """Attached files as the `files` columns keep them (JSON text; a NUL in a name stored as U+FFFD)."""
+    return _text(json.dumps(files or []))
 
 
 def _texts(fields: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from tests.fakes.serve import serve
 
+from .slack_files import SlackFiles
 from .slack_groups import SlackGroups
 from .slack_methods import SlackError, SlackMethods
 from .slack_payloads import SlackPayloads
@@ -53,7 +54,7 @@ class _Fault:
     times: int
 
 
-class FakeSlack(SlackMethods, SlackGroups, SlackSocket, SlackPayloads, SlackStreams, SlackSessions):
+class FakeSlack(SlackMethods, SlackGroups, SlackSocket, SlackPayloads, SlackStreams, SlackSessions, SlackFiles):
     def __init__(
         self,
         signing_secret: str = "test-signing-secret",
@@ -111,6 +112,7 @@ class FakeSlack(SlackMethods, SlackGroups, SlackSocket, SlackPayloads, SlackStre
         SlackGroups._init_groups(self)
         SlackStreams._init_streams(self)
         SlackSessions._init_sessions(self)
+        SlackFiles._init_files(self)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -128,6 +130,7 @@ class FakeSlack(SlackMethods, SlackGroups, SlackSocket, SlackPayloads, SlackStre
         app.router.add_post("/upload/{file_id}", self._handle_upload)
         app.router.add_post("/response/{rid}", self._handle_response_url)
         app.router.add_get("/socket", self._handle_socket)
+        self._add_file_routes(app)
         self._runner, self.port = await serve(app)
         return self
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from ....protocol import TaskStatus
 from ...deps import Deps
+from ...files import attached_files
 from ...intake import (
     HUMAN_SUBTYPES, delivery_keys, handle_reply, react, reason, record_task, refused, say, start_task, strip_mention,
 )
@@ -37,7 +38,7 @@ def handler(deps: Deps):
                 return
             if await handle(deps, channel=channel, thread_ts=thread_ts, user=user, ts=ts, keys=keys,
                             text=strip_mention(event.get("text", ""), deps.bot_user_id),
-                            in_thread=bool(event.get("thread_ts"))):
+                            in_thread=bool(event.get("thread_ts")), files=await attached_files(deps.client, event)):
                 await react(deps, channel, ts)
         except Exception as exc:  # never silent: the person hears of it
             log.exception("could not handle the mention %s/%s", channel, ts)
@@ -46,12 +47,12 @@ def handler(deps: Deps):
 
 
 async def handle(deps: Deps, *, channel: str, thread_ts: str, user: str, text: str, ts: str,
-                 keys: tuple[str, ...], in_thread: bool) -> bool:
+                 keys: tuple[str, ...], in_thread: bool, files: list[dict[str, Any]] | None = None) -> bool:
     """True when this delivery was taken (recorded, or answered); False for a duplicate or a failure
-    the thread was told of."""
-    if text and in_thread:
+    the thread was told of. `files`: attached to the message (files.py), recorded with it."""
+    if (text or files) and in_thread:
         handled = await handle_reply(deps, channel=channel, thread_ts=thread_ts, user=user, text=text, ts=ts,
-                                     keys=keys)
+                                     keys=keys, files=files)
         if handled is not None:
             return handled
     opts = parse_options(text)
@@ -63,10 +64,10 @@ async def handle(deps: Deps, *, channel: str, thread_ts: str, user: str, text: s
         return True
     if found.ask is None:
         ref = await start_task(deps, channel=channel, thread_ts=thread_ts, user=user, text=opts.text, ts=ts,
-                               keys=keys, repo=found.repo, model=opts.model)
+                               keys=keys, repo=found.repo, model=opts.model, files=files)
         return ref is not None
     ref = await record_task(deps, channel=channel, thread_ts=thread_ts, user=user, text=opts.text, ts=ts,
-                            keys=keys, model=opts.model, status=TaskStatus.CHOOSING)
+                            keys=keys, model=opts.model, status=TaskStatus.CHOOSING, files=files)
     if ref is None:
         return False
     fallback, blocks = chooser_blocks(ref.task_id, user, found.ask)

@@ -11,6 +11,7 @@ from typing import Any
 
 from ....runs.effective import effective
 from ...deps import Deps
+from ...files import attached_files
 from ...intake import HUMAN_SUBTYPES, delivery_keys, handle_reply, react, reason, refused, say, strip_mention
 from ...mrkdwn import unescape
 from . import app_mention
@@ -46,7 +47,8 @@ def handler(deps: Deps):
                 return
             # Recorded with its keys (steering or a follow-up), so a retry never counts twice.
             await handle_reply(deps, channel=channel, thread_ts=thread_ts, user=event["user"],
-                               text=unescape(event.get("text", "")), ts=ts, keys=keys)
+                               text=unescape(event.get("text", "")), ts=ts, keys=keys,
+                               files=await attached_files(deps.client, event))
         except Exception as exc:  # never silent: the person hears of it
             log.exception("could not handle the reply %s/%s", channel, ts)
             await say(deps, channel, thread_ts, f"Sorry, I could not take this reply: {reason(exc)}")
@@ -74,7 +76,7 @@ async def direct(deps: Deps, body: dict[str, Any], event: dict[str, Any]) -> Non
             return
         if await app_mention.handle(deps, channel=channel, thread_ts=thread_ts, user=user, ts=ts, keys=keys,
                                     text=strip_mention(event.get("text", ""), deps.bot_user_id),
-                                    in_thread=thread_ts != ts):
+                                    in_thread=thread_ts != ts, files=await attached_files(deps.client, event)):
             await react(deps, channel, ts)
     except Exception as exc:  # never silent: the person hears of it
         log.exception("could not handle the direct message %s/%s", channel, ts)
