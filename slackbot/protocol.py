@@ -214,19 +214,33 @@ class TaskFinished:
     quiet: str = ""  # how such a run is shown: "collapse" (one line) or "suppress" (removed)
     automation: str = ""  # the name of the automation that started the task
     run_number: int = 0  # its run number, when the thread starts with the bot's own "⏱" post
+    plan: str = ""  # "awaiting": the answer is a plan waiting for approval (plan first)
     type: str = "task.finished"
+
+
+@dataclass(frozen=True)
+class PlanDecided:
+    """A plan's fate, on the plan task (after its end): "approved", "revised" or "cancelled" by `by`;
+    `next_task`: the task that goes on (the edits, or the revised plan); `message_ts`: the message
+    whose buttons were pressed, when known."""
+
+    decision: str
+    by: str
+    next_task: int = 0
+    message_ts: str = ""
+    type: str = "task.plan"
 
 
 Event = Union[
     ThreadStarted, TurnStarted, ItemStarted, ItemCompleted, TurnCompleted, TurnFailed, TaskQueued, TaskProgress,
-    TaskSettings, TaskFinished,
+    TaskSettings, TaskFinished, PlanDecided,
 ]
 
 _ITEMS = {c.__dataclass_fields__["type"].default: c
           for c in (AgentMessage, CommandExecution, FileChange, TodoList, ErrorItem, UserMessage)}
 _EVENTS = {c.__dataclass_fields__["type"].default: c
            for c in (ThreadStarted, TurnStarted, ItemStarted, ItemCompleted, TurnCompleted, TurnFailed,
-                     TaskQueued, TaskProgress, TaskSettings, TaskFinished)}
+                     TaskQueued, TaskProgress, TaskSettings, TaskFinished, PlanDecided)}
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:

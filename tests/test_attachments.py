@@ -271,5 +271,29 @@ async def test_links_the_agent_planted_never_redirect_the_write(slack, model, bo
     out = tool_outputs(model.requests[-1].body)[-1]
     assert "pwned.txt" not in out and "/home/agent" in out, out
     said = "\n".join(notices(slack, "C1", ts))
-    assert "I could not take pwned.txt: .slack-files in the workspace is not a folder" in said
+    assert "I could not take pwned.txt: .slack-files in /workspace is not a folder" in said
     assert "pwned.txt" not in as_text(user_contents(model.requests[-2].body)[-1])
+
+
+@docker
+async def test_a_plan_phase_reads_files_in_tmp_and_the_approved_task_gets_them_in_the_workspace(slack, model, bot):
+    from tests.slack_actions import press
+
+    notes = slack.share_file("notes.txt", b"plan input\n")
+    model.script([shell("cat /tmp/.slack-files/notes.txt; ls -A /workspace"), text("1. Use the notes.")])
+    payload = slack.file_event("C1", "U1", "plan=on use the notes", [notes], mention=True)
+    await deliver(slack, payload)
+    ts = payload["event"]["ts"]
+    await slack.wait_for(lambda: [m for m in bot_messages(slack, "C1", ts) if "plan_approve" in json.dumps(m)],
+                         timeout=120)
+    plan = [m for m in bot_messages(slack, "C1", ts) if "plan_approve" in json.dumps(m)][-1]
+    request = as_text(user_contents(model.requests[0].body)[-1])
+    assert "Attached files (in /tmp/.slack-files/):\n- notes.txt" in request, request
+    out = tool_outputs(model.requests[1].body)[-1]
+    assert "plan input" in out and ".slack-files" not in out  # read in /tmp; the workspace is read-only
+    model.script([shell("cat /workspace/.slack-files/notes.txt"), text("Done with the notes.")])
+    await press(slack, "plan_approve", "1", user="U1", channel="C1", message_ts=plan["ts"], thread_ts=ts)
+    await slack.wait_for(lambda: any("Done with the notes." in block_text(m) for m in bot_messages(slack, "C1", ts)),
+                         timeout=120)
+    assert "plan input" in tool_outputs(model.requests[-1].body)[-1]
+    assert not notices(slack, "C1", ts)

@@ -29,7 +29,6 @@ from .downloads import FetchError, HttpFetcher, Origins, TooLarge
 
 log = logging.getLogger(__name__)
 FOLDER = ".slack-files"
-SHOWN = f"/workspace/{FOLDER}/"
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 IMAGE_MAX = 5 << 20  # larger images are only placed as files
 IMAGES_TOTAL = 20 << 20  # image input a run holds in memory, all requests together
@@ -44,7 +43,7 @@ class FileFetcher(Protocol):
 
 @runtime_checkable
 class TakesFiles(Protocol):
-    async def put_file(self, folder: str, name: str, data: IO[bytes], size: int) -> str: ...
+    async def put_file(self, folder: str, name: str, data: IO[bytes], size: int, *, base: str = ...) -> str: ...
 
 
 @runtime_checkable
@@ -128,11 +127,11 @@ class Placed:
     image: str = ""  # the image-input marker, when the model gets it as an image too
 
 
-def listing(placed: list[Placed]) -> str:
+def listing(placed: list[Placed], base: str = "/workspace") -> str:
     """What the request (or a steering message) says about its files."""
     if not placed:
         return ""
-    lines = [f"Attached files (in {SHOWN}):"]
+    lines = [f"Attached files (in {base}/{FOLDER}/):"]
     for p in placed:
         kind = f", {p.mimetype}" if p.mimetype else ""
         image = f"; also shown to you as an image: {p.image}" if p.image else ""
@@ -145,9 +144,10 @@ class Attachments:
     reply's as the reply is read (`inbox`, the agent's inbox)."""
 
     def __init__(self, settings: Settings, store: Store, ref: TaskRef, sandbox: Any, model: Any, emit: Emit,
-                 fetcher: FileFetcher | None = None) -> None:
+                 fetcher: FileFetcher | None = None, base: str = "/workspace") -> None:
         self.settings, self.store, self.ref, self.sandbox, self.model, self.emit = (
             settings, store, ref, sandbox, model, emit)
+        self.base = base  # /tmp while the workspace is read-only (a plan phase)
         self.fetcher = fetcher or HttpFetcher(settings.slack_bot_token, Origins(settings.slack_api_url))
         self.limit = settings.size("attachment_max")
         self.note = ""  # the request's listing, once the task's files are placed
@@ -193,7 +193,7 @@ class Attachments:
                     log.warning("task %s: could not place %s", self.ref.task_id, f.id, exc_info=True)
                     why = str(exc)[:200] or exc.__class__.__name__
             await self._say(f"I could not take {shown}: {why}")
-        return listing(placed)
+        return listing(placed, self.base)
 
     def _refused(self, f: Attachment) -> str:
         if not isinstance(self.sandbox, TakesFiles):
@@ -219,7 +219,7 @@ class Attachments:
                 if self.model.add_image(token, data_url):
                     image, self._images_left = IMAGE_MARKER.format(token), self._images_left - size
             spool.seek(0)
-            why = await self.sandbox.put_file(FOLDER, name, spool, size)
+            why = await self.sandbox.put_file(FOLDER, name, spool, size, base=self.base)
         if why:
             raise FetchError(why)
         return Placed(name, size, f.mimetype, image)
@@ -230,9 +230,9 @@ class Attachments:
 
 
 async def place_attachments(settings: Settings, store: Store, ref: TaskRef, task: Task, sandbox: Any, model: Any,
-                            emit: Emit, fetcher: FileFetcher | None = None) -> Attachments:
+                            emit: Emit, fetcher: FileFetcher | None = None, base: str = "/workspace") -> Attachments:
     """The run's attachments, the task's own placed (`.note` lists them for the request); its
     `inbox` is the agent's inbox with reply files placed."""
-    files = Attachments(settings, store, ref, sandbox, model, emit, fetcher)
+    files = Attachments(settings, store, ref, sandbox, model, emit, fetcher, base)
     await files.place_task_files(task)
     return files

@@ -22,6 +22,7 @@ from ..store.models import utcnow
 from .outcomes import PushCode, PushResult, StopCode, StopResult, brief
 from . import skill_set
 from .guards import retention
+from .plan import Plans
 from .signals import Signals
 from .states import WAITING, move
 from .task_run import RunContext, TaskRun, task_ref
@@ -50,6 +51,7 @@ class RunManager:
         self.registry = WorkerRegistry(self.coord, identity, lease_s=s.worker_lease_s, on_dead=self._after_death,
                                        on_lost=self._lost)
         self.limits = Limits(s.max_tasks, s.max_tasks_per_user, s.max_tasks_per_channel, s.worker_max_tasks)
+        self.plans = Plans(ctx.store, ctx.bus, s)  # plan first: approve, revise, cancel
         self.positions_owner: Callable[[], bool] = lambda: False  # the Slack output holder shows positions
         self._running: dict[int, asyncio.Task[None]] = {}
         self._runs: dict[int, TaskRun] = {}
@@ -154,7 +156,7 @@ class RunManager:
             try:
                 for task in await self.queue.stale_pending(timedelta(seconds=lease)):
                     assert task.id is not None
-                    if await move(self.store, task.id, S.QUEUED, among=frozenset({S.PENDING}), queued_at=utcnow()):
+                    if await self.plans.queue(task.id, frozenset({S.PENDING})):
                         log.info("queued task %s, recorded by a process that stopped before queueing it", task.id)
             except Exception:
                 log.exception("housekeeping failed")
@@ -183,8 +185,7 @@ class RunManager:
         return task_ref(task, thread)
 
     async def enqueue(self, ref: TaskRef, status_ts: str = "") -> TaskRef:
-        if await move(self.store, ref.task_id, S.QUEUED, among=frozenset({S.PENDING, S.CHOOSING}),
-                      status_ts=status_ts, queued_at=utcnow()) is None:
+        if not await self.plans.queue(ref.task_id, frozenset({S.PENDING, S.CHOOSING}), status_ts=status_ts):
             return ref  # queued already (a double click on the repository chooser)
         self.signals.local("queue")
         return TaskRef(**{**ref.__dict__, "status_ts": status_ts})

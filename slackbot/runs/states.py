@@ -21,6 +21,9 @@ ALLOWED: dict[TaskStatus, frozenset[TaskStatus]] = {
 }
 ACTIVE = frozenset({S.PENDING, S.CHOOSING, S.QUEUED, S.RUNNING})  # a thread with one is busy
 WAITING = frozenset({S.PENDING, S.CHOOSING, S.QUEUED})  # not yet claimed by a worker
+# A task's `plan` (plan first, runs/plan.py): "" edits at once; PLAN a read-only phase ending in a
+# plan; APPROVED the edits after approval.
+PLAN, APPROVED = "plan", "approved"
 
 
 def sources(to: TaskStatus, among: frozenset[TaskStatus] | None = None) -> tuple[TaskStatus, ...]:

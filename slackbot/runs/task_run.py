@@ -7,34 +7,33 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
 from ..agent import Agent, AgentLimits, Model
-from ..agent.loop import AgentResult
-from ..agent.loop import steer_message
+from ..agent.loop import AgentResult, steer_message
+from ..agent.prompts import PLAN_PHASE
 from ..protocol import (
-    CommandExecution, Event, FileChange, FileChangeEntry, ItemCompleted, ItemStarted, LeftOut, SandboxProvider,
-    Steer, StepResult, TaskFinished, TaskProgress, TaskRef, TaskSettings, TaskStatus, ThreadStarted, TurnCompleted,
-    TurnFailed,
-    TurnStarted, Usage, UserMessage,
-)
+    Event, FileChange, FileChangeEntry, ItemCompleted, LeftOut, SandboxProvider, TaskFinished, TaskProgress,
+    TaskRef, TaskSettings, TaskStatus, ThreadStarted, TurnCompleted, TurnFailed, TurnStarted, Usage, UserMessage)
 from ..repos import GitRunner, RepoError, Results
 from ..sandbox import DiskError, SandboxError, WorkspaceDisks
 from ..settings import Settings
 from ..store import AgentThread, Repository, Store, Task
 from ..store.models import utcnow
+from .attachments import Attachments, place_attachments
 from .automation_run import automation_fields, nothing_to_report
 from .bus import EventBus
 from .guards import learn_secrets, watch_disk
 from .write_behind import WriteBehind
 from .commits import commit_message, trailers
 from .checkout import AfterCheckout
+from .sandbox_start import run_setup, start_sandbox, taken_warm
 from .effective import bot_branch, egress, extra_instructions, network_policy, pushes, shown, task_settings
 from .skill_set import TaskSkills, release, task_skills
 from .context import build_messages, estimate_tokens
 from .outcomes import brief
 from .repo_ops import RepoOps
-from .states import move
+from .states import PLAN, move
 from .workspace import Outcome, Prepared, SetupFailed, WorkspaceSteps, needs_setup
 
 log = logging.getLogger(__name__)
@@ -79,6 +78,7 @@ class TaskRun:
         self.network = ""
         self.repo: Repository | None = None
         self.skills = TaskSkills()
+        self.files: Attachments | None = None
         self._warm: asyncio.Future[Any] | None = None  # a warm container being taken while preparing
         self.writes = WriteBehind(f"task-{task.id}")  # the agent's steps' history and events
         self.halted = ""  # why the bot itself stopped the task (its disk quota, the host's disk)
@@ -87,6 +87,7 @@ class TaskRun:
         self._main: asyncio.Task[Any] | None = None
         self.result: AgentResult | None = None  # the agent's turn, once it ended by itself
         self.turn_started = False
+        self.planning = task.plan == PLAN  # plan first: read-only, no result taken, the answer is a plan
 
     async def emit(self, event: Event) -> None:
         self.turn_started = self.turn_started or isinstance(event, TurnStarted)
@@ -204,17 +205,20 @@ class TaskRun:
             allow = egress(s, ctx.egress_allow, ctx.settings.egress_allow)
             self.network, env = await ctx.sandboxes.open_network(self.ref.task_id, allow)
         if needs_setup(self.thread, self.repo):
-            await self._setup(env)
+            await run_setup(self, env)
         if policy != "on" and self.network:
             await ctx.sandboxes.close_network(self.ref.task_id)
             self.network, env = "", {}
         await self.emit_soon(TaskProgress("Starting sandbox"))
-        await self._start_sandbox(env)
-        thread_id, task_id = self.ref.thread_id, self.ref.task_id
+        await start_sandbox(self, env, writable=not self.planning)
+        model = ctx.model_for(task.model or s.model, s.reasoning_effort)
+        # Files attached in Slack, before the first model call (in /tmp while the workspace is read-only);
+        # a reply's are placed as the agent reads it.
+        self.files = await place_attachments(s, ctx.store, self.ref, task, self.sandbox, model, self.emit_soon,
+                                             base="/tmp" if self.planning else "/workspace")
         self.agent = Agent(
-            ctx.model_for(task.model or s.model, s.reasoning_effort), self.sandbox,
-            AgentLimits(s.max_steps, s.command_timeout_s, s.output_limit_chars),
-            inbox=lambda: _inbox(ctx, thread_id, task_id),
+            model, self.sandbox, AgentLimits(s.max_steps, s.command_timeout_s, s.output_limit_chars),
+            inbox=self.files.inbox,
             record=self._record,
             requester=task.requester, automation=task.automation_id is not None,
             skills=tuple(k.name for k in self.skills.catalog.skills), skill_body=self.skills.body,
@@ -226,89 +230,24 @@ class TaskRun:
         clean = ctx.bus.redactor.value(message)
         self.writes.put(lambda: ctx.store.add_history(thread_id, task_id, clean, estimate_tokens(message)))
 
-    async def _taken_warm(self) -> Any:
-        """The warm container taken while preparing (None: there was none, or it is not wanted)."""
-        warm, self._warm = self._warm, None
-        if warm is None:
-            return None
-        try:
-            return await warm
-        except Exception:
-            log.warning("task %s: no warm sandbox", self.task.id, exc_info=True)
-            return None
-
-    def _checked_out(self, thread: AgentThread) -> None:
-        self.thread = thread
-
     async def _progress(self, text: str) -> None:
         await self.emit_soon(TaskProgress(text))
 
-    async def _start_sandbox(self, env: dict[str, str]) -> None:
-        """The agent's container: a warm one when there is one (the first checkout then made in it), else
-        a cold one started while the first checkout is made in a container of its own."""
-        assert self.prepared is not None
-        prepared, s, sandboxes = self.prepared, self.settings, self.ctx.sandboxes
-        mounts = prepared.mounts + self.skills.mounts
-        warm = self.sandbox = await self._taken_warm()  # (ours to close from here on, even when stopped)
-        if warm is not None:
-            try:
-                if self.network or env:
-                    raise ValueError("a warm sandbox has no network")
-                await warm.bind(mounts)
-            except Exception:
-                log.warning("task %s: the warm sandbox was not used", self.task.id, exc_info=True)
-                self.sandbox = None
-                await warm.close()
-            if self.sandbox is not None:
-                if prepared.fresh:  # made in it while the model's first call goes out
-                    self.sandbox = AfterCheckout(self.sandbox, self.steps.clone(
-                        self.thread, self.task, prepared, self._progress, via=self.sandbox), self._checked_out)
-                return
-
-        async def start() -> None:
-            self.sandbox = await sandboxes.start(task_id=self.ref.task_id, mounts=mounts, network=self.network,
-                                                 env=env, cpus=s.sandbox_cpus, memory=s.sandbox_memory)
-        if not prepared.fresh:
-            await start()
-            return
-        cloned, started = await asyncio.gather(self.steps.clone(self.thread, self.task, prepared, self._progress),
-                                               start(), return_exceptions=True)
-        if isinstance(cloned, BaseException):
-            raise cloned
-        if isinstance(started, BaseException):
-            raise started
-        self.thread = cloned
-
-    async def _setup(self, network_env: dict[str, str]) -> None:
-        """The setup command's own container (with the network when allowed), before the agent's."""
-        assert self.repo is not None and self.prepared is not None
-        await self.emit_soon(TaskProgress("Running the setup command"))
-        item_id = f"task_{self.task.id}_setup"
-        await self.emit_soon(ItemStarted(CommandExecution(item_id, self.repo.setup)))
-        self.thread, result = await self.steps.setup(self.thread, self.task, self.repo, self.prepared, self.network,
-                                                     network_env)
-        assert isinstance(result, StepResult)
-        status: Literal["completed", "failed"] = "completed" if result.exit_code == 0 else "failed"
-        await self.emit_soon(ItemCompleted(CommandExecution(item_id, self.repo.setup, result.output[-20_000:],
-                                                       result.exit_code, status)))
-        if result.exit_code != 0:
-            last = result.output.strip().splitlines()[-1][:300] if result.output.strip() else ""
-            raise SetupFailed(f"The setup command failed (exit {result.exit_code}): {last}")
-
     async def _messages(self) -> tuple[list[dict[str, Any]], Usage]:
-        assert self.agent is not None and self.prepared is not None
+        assert self.agent is not None and self.prepared is not None and self.files is not None
         s = self.settings
         # Replies nobody read yet (written after a Stop or a restart) come before this request.
-        for steer in await _inbox(self.ctx, self.ref.thread_id, self.ref.task_id):
+        for steer in await self.agent.inbox():
             await self.agent.record(steer_message(steer, self.task.requester))
             await self.emit_soon(ItemCompleted(UserMessage(f"task_{self.task.id}_inbox_{steer.ts}", steer.text,
                                                       steer.user)))
         await self.writes.flush()  # (the history is read back next)
         instructions = "\n\n".join(t for t in (self.prepared.instructions, self.skills.prompt_text(),
-                                                extra_instructions(s)) if t)
+                                                extra_instructions(s), PLAN_PHASE if self.planning else "") if t)
         messages, usage = await build_messages(
             self.ctx.store, self.agent.model, self.task, self.thread, budget=s.context_budget_tokens,
-            instructions=instructions, attached=self.skills.for_request(self.task.prompt),
+            instructions=instructions,
+            attached="\n\n".join(t for t in (self.files.note, self.skills.for_request(self.task.prompt)) if t),
             on_summary=lambda: self.emit(TaskProgress("Summarising earlier history")))
         return messages, usage
 
@@ -342,7 +281,7 @@ class TaskRun:
         """The finishing step commits the workspace and hands the result to the mirror."""
         ctx, task = self.ctx, self.task
         outcome = Outcome()
-        if self.prepared is not None and self.thread.tip_sha:
+        if self.prepared is not None and self.thread.tip_sha and not self.planning:
             try:
                 self.thread, outcome = await self.steps.finish(self.thread, task, self.prepared,
                                                                commit_message(task, trailers(task)))
@@ -405,7 +344,7 @@ class TaskRun:
         tally = self._tally()
         answer = tally.answer
         pushable = bool(thread.repo_url and thread.repo_trusted and thread.branch and thread.tip_sha
-                        and thread.tip_sha != thread.base_sha)
+                        and thread.tip_sha != thread.base_sha) and not self.planning
         wanted = status == S.DONE and bool(outcome.files) and self.repo is not None and pushes(
             self.settings, self.repo.auto_push)
         push = await ctx.repo_ops.auto_push(thread, self.task, answer) if pushable and wanted else None
@@ -416,7 +355,8 @@ class TaskRun:
             has_patch=bool(outcome.patch), pushable=pushable and not (push and push.ok),
             pr_url=push.pr_url if push and push.pr_url else thread.pr_url,
             push=push.code.value if push else "", push_detail=push.detail if push else "",
-            left_out=tuple(LeftOut(p, n) for p, n in outcome.left_out), **await automation_fields(
+            left_out=tuple(LeftOut(p, n) for p, n in outcome.left_out),
+            plan="awaiting" if self.planning and status == S.DONE and answer.strip() else "", **await automation_fields(
                 ctx.store, self.task, nothing_to_report(status, self.result, outcome))))
         await ctx.store.update_task(self.ref.task_id, announced=True)
 
@@ -425,7 +365,7 @@ class TaskRun:
         task ended; anything left is removed by task label."""
         ctx, task = self.ctx, self.task
         try:
-            unused = await self._taken_warm()  # (taken, then preparing failed or chose a cold one)
+            unused = await taken_warm(self)  # (taken, then preparing failed or chose a cold one)
             if unused is not None:
                 await unused.close()
             if self.sandbox is not None:
@@ -442,11 +382,6 @@ class TaskRun:
             await ctx.git.run(release, self.settings, self.ref.task_id)
         except Exception:
             log.exception("task %s: could not remove its skills folder", task.id)
-
-
-async def _inbox(ctx: RunContext, thread_id: int, task_id: int) -> list[Steer]:
-    rows = await ctx.store.take_inbox(thread_id, task_id)
-    return [Steer(text=r.text, user=r.user, user_name=r.user_name, ts=r.ts) for r in rows]
 
 
 def _uncancel() -> None:

@@ -128,12 +128,13 @@ class DockerSandbox:
         except docker.errors.APIError:
             pass  # the container is gone, and the command with it
 
-    async def put_file(self, folder: str, name: str, data: IO[bytes], size: int, *, timeout_s: float = 120) -> str:
-        """Copies a file into /workspace/`folder`/ as the sandbox user (upload.py); "" when placed,
+    async def put_file(self, folder: str, name: str, data: IO[bytes], size: int, *, timeout_s: float = 120,
+                       base: str = WORKDIR) -> str:
+        """Copies a file into `base`/`folder`/ as the sandbox user (upload.py); "" when placed,
         else why not (the workspace's own state: a link where the folder should be)."""
         def put() -> str:
             return put_file_sync(self._provider.client().api, self._container_id, user=self._user, folder=folder,
-                                 name=name, data=data, size=size, timeout_s=timeout_s)
+                                 name=name, data=data, size=size, timeout_s=timeout_s, base=base)
         return str(await self._provider.call("copy a file into the sandbox", put, timeout_s=timeout_s + 15))
 
     async def disk_usage(self) -> int:

@@ -18,10 +18,10 @@ PYTHON = "/usr/bin/python3"  # the image's (the root filesystem is read-only): n
 WORKDIR = "/workspace"
 PROGRAM = r"""
 import os, secrets, sys
-folder, name, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
-if "/" in folder or "/" in name or name in (".", "..") or folder in (".", ".."):
+folder, name, size, base = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+if "/" in folder or "/" in name or name in (".", "..") or folder in (".", "..") or base not in ("/workspace", "/tmp"):
     print("bad name"); sys.exit(2)
-ws = os.open("/workspace", os.O_RDONLY | os.O_DIRECTORY)
+ws = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
 try:
     os.mkdir(folder, 0o755, dir_fd=ws)
 except FileExistsError:
@@ -29,7 +29,7 @@ except FileExistsError:
 try:
     d = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=ws)
 except OSError:
-    print(f"{folder} in the workspace is not a folder (a link or a file is in its place)"); sys.exit(3)
+    print(f"{folder} in {base} is not a folder (a link or a file is in its place)"); sys.exit(3)
 tmp = ".incoming-" + secrets.token_hex(8)
 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=d)
 left = size
@@ -51,10 +51,10 @@ print("placed")
 
 
 def put_file_sync(api: Any, container_id: str, *, user: str, folder: str, name: str, data: IO[bytes], size: int,
-                  timeout_s: float) -> str:
-    """Writes `size` bytes of `data` to /workspace/`folder`/`name`; "" when done, else why not.
-    Blocking: run it on the provider's pool."""
-    argv = [PYTHON, "-I", "-c", PROGRAM, folder, name, str(size)]
+                  timeout_s: float, base: str = WORKDIR) -> str:
+    """Writes `size` bytes of `data` to `base`/`folder`/`name` (`base`: /workspace, or /tmp while the
+    workspace is read-only); "" when done, else why not. Blocking: run it on the provider's pool."""
+    argv = [PYTHON, "-I", "-c", PROGRAM, folder, name, str(size), base]
     exec_id = api.exec_create(container_id, argv, stdin=True, stdout=True, stderr=True, tty=False, user=user,
                               workdir=WORKDIR)["Id"]
     sock = api.exec_start(exec_id, socket=True)

@@ -109,9 +109,12 @@ def usage_text(task_id: int, elapsed_s: float, usage: Usage) -> str:
 
 def final_blocks(*, task_id: int, state: str, answer: str, error: str, files: tuple[FileStat, ...],
                  elapsed_s: float, usage: Usage, stopped_by: str = "", branch: str = "", pushable: bool = False,
-                 pr_url: str = "", note: str = "") -> tuple[str, Blocks, bool]:
-    """The final reply: (fallback text, blocks, whether the answer also needs attaching as a file)."""
+                 pr_url: str = "", note: str = "", plan: str = "") -> tuple[str, Blocks, bool]:
+    """The final reply: (fallback text, blocks, whether the answer also needs attaching as a file).
+    `plan` "awaiting": the answer is a plan, with Approve, Revise and Cancel."""
     blocks: Blocks = []
+    if plan == "awaiting":
+        blocks.append(_section(PLAN_HEADLINE))
     if state == "failed":
         blocks.append(_section(f"❌ *Failed:* {clip(escape(error), 2800) or 'unknown error'}"))
     elif state == "stopped":
@@ -137,13 +140,21 @@ def final_blocks(*, task_id: int, state: str, answer: str, error: str, files: tu
     elif branch and files:
         blocks.append(_context(f"Branch `{escape(branch)}`"))
     blocks.append(_context(usage_text(task_id, elapsed_s, usage)))
-    buttons = []
+    buttons = plan_buttons(task_id) if plan == "awaiting" else []
     if pushable and not pr_url:
         buttons.append(_button("task_push", "Push branch", task_id, style="primary"))
     buttons.append(_button("task_transcript", "Transcript", task_id))
     blocks.append({"type": "actions", "block_id": f"result_{task_id}", "elements": buttons})
     fallback = clip(escape(answer.strip() or error or state), 3000)
     return fallback, blocks, attach
+
+
+PLAN_HEADLINE = "📋 *Plan for approval* — nothing is changed until it is approved."
+
+
+def plan_buttons(task_id: int) -> list[dict[str, Any]]:
+    return [_button("plan_approve", "Approve", task_id, style="primary"), _button("plan_revise", "Revise", task_id),
+            _button("plan_cancel", "Cancel", task_id, style="danger")]
 
 
 def notice_blocks(*parts: str) -> tuple[str, Blocks]:

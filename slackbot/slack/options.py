@@ -1,9 +1,14 @@
-"""Options written into a mention: `repo=NAME|URL`, `branch=NAME`, `model=NAME`."""
+"""Options written into a mention: `repo=NAME|URL`, `branch=NAME`, `model=NAME`, `plan=on|off`.
+
+`plan=` is read here but stays in the text: it travels with the task's prompt, and the run manager
+takes it out as it queues the task (runs/plan.py), where the channel's setting is weighed too."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from ..runs.plan import take_option
 
 _OPTION = re.compile(r"(?<!\S)(repo|branch|model)=(<[^>]+>|\S+)")
 
@@ -14,6 +19,7 @@ class MentionOptions:
     repo: str = ""
     branch: str = ""
     model: str = ""
+    plan: str = ""  # "on", "off", or "" (the channel's setting)
 
 
 def unwrap(value: str) -> str:
@@ -32,7 +38,7 @@ def parse_options(text: str) -> MentionOptions:
 
     rest = _OPTION.sub(take, text)
     return MentionOptions(" ".join(rest.split()), found.get("repo", ""), found.get("branch", ""),
-                          found.get("model", ""))
+                          found.get("model", ""), take_option(rest)[1])
 
 
 def looks_like_url(value: str) -> bool:

@@ -25,12 +25,13 @@ from typing import Awaitable, Callable
 from slack_sdk.web.async_client import AsyncWebClient
 
 from ..protocol import (
-    AgentMessage, CommandExecution, Event, ItemCompleted, ItemStarted, TaskFinished, TaskProgress, TaskQueued,
-    TaskRef, ThreadStarted, TodoList, TurnStarted, UserMessage,
+    AgentMessage, CommandExecution, Event, ItemCompleted, ItemStarted, PlanDecided, TaskFinished, TaskProgress,
+    TaskQueued, TaskRef, ThreadStarted, TodoList, TurnStarted, UserMessage,
 )
 from ..store import Store
 from .blocks import StatusState, final_blocks, notice_blocks, status_blocks
 from .pacing import Poster
+from .plan_view import decided_blocks
 from .sessions import ACTIVE, CLOSED, Sessions, without_stop
 from .stream import StreamSink
 from .stream_view import answer_chunks, event_chunks, stop_blocks
@@ -66,6 +67,8 @@ class SlackRenderer:
         # Late events must not bring a final status back to life: the latest finished ids.
         self._finished: collections.OrderedDict[int, None] = collections.OrderedDict()
         self._posting: dict[int, asyncio.Lock] = {}
+        # Plans awaiting a decision: where each was posted (a reply's revision updates it; bounded).
+        self._plans: collections.OrderedDict[int, tuple[str, str]] = collections.OrderedDict()
         self.streams = streams
         self.sessions: Sessions | None = None
         if streams is not None:
@@ -77,6 +80,10 @@ class SlackRenderer:
         return ref.channel != "cli"
 
     async def handle(self, ref: TaskRef, event: Event) -> None:
+        if isinstance(event, PlanDecided):  # (after the plan's task ended)
+            if self.owns(ref):
+                await self._plan_decided(ref, event)
+            return
         if not self.owns(ref) or (ref.task_id in self._finished and not isinstance(event, TaskFinished)):
             return
         view = self._views.get(ref.task_id)
@@ -189,10 +196,11 @@ class SlackRenderer:
         text, blocks, attach = final_blocks(
             task_id=ref.task_id, state=event.status, answer=event.answer, error=event.error,
             files=event.files, elapsed_s=event.elapsed_s, usage=event.usage, stopped_by=event.stopped_by,
-            branch=event.branch, pushable=event.pushable, pr_url=event.pr_url, note=note)
+            branch=event.branch, pushable=event.pushable, pr_url=event.pr_url, note=note, plan=event.plan)
         async def message() -> None:
-            await self.poster.post(channel=ref.channel, thread_ts=ref.thread_ts, text=text, blocks=blocks,
-                                   unfurl_links=False)
+            resp = await self.poster.post(channel=ref.channel, thread_ts=ref.thread_ts, text=text, blocks=blocks,
+                                          unfurl_links=False)
+            self._plan_posted(ref, event, str(resp.get("ts", "")))
 
         if streamed and self.streams is not None:
             streams, classic, sessions = self.streams, message, self.sessions
@@ -202,9 +210,10 @@ class SlackRenderer:
             closing = stop_blocks(
                 attach, task_id=ref.task_id, state=event.status, error=event.error, files=event.files,
                 elapsed_s=event.elapsed_s, usage=event.usage, stopped_by=event.stopped_by, branch=event.branch,
-                pushable=event.pushable, pr_url=event.pr_url, note=note)
+                pushable=event.pushable, pr_url=event.pr_url, note=note, plan=event.plan)
 
             async def message() -> None:  # the stream's stop carries the final blocks; else the classic reply
+                self._plan_posted(ref, event, streams.ts_of(ref.task_id))
                 if not await streams.close(ref.task_id, ok=event.status == "done", chunks=chunks, blocks=closing,
                                            session_status=session_status):
                     await classic()
@@ -231,6 +240,24 @@ class SlackRenderer:
                 await self._once(f"{key}:patch", patch)
         except Exception:
             log.exception("could not post the result of task %s", ref.task_id)
+
+    def _plan_posted(self, ref: TaskRef, event: TaskFinished, ts: str) -> None:
+        if event.plan and ts:
+            self._plans[ref.task_id] = (ref.channel, ts)
+            while len(self._plans) > FINISHED_KEPT:
+                self._plans.popitem(last=False)
+
+    async def _plan_decided(self, ref: TaskRef, event: PlanDecided) -> None:
+        """The plan's message shows the decision, without its buttons (the pressed message, or the
+        one this process posted: a reply's revision presses nothing)."""
+        posted = self._plans.pop(ref.task_id, None)
+        ts = event.message_ts or (posted[1] if posted else "")
+        if not ts:
+            return
+        finished = await self.store.last_event(ref.task_id, "task.finished") or {}
+        text, blocks = decided_blocks(ref.task_id, str(finished.get("answer", "")), event.decision, event.by,
+                                      event.next_task)
+        self.updater.submit(ref.channel, ts, text, blocks, final=True)
 
     async def _quiet(self, ref: TaskRef, status_ts: str, event: TaskFinished) -> None:
         """An automation's run that found nothing: one line, or (notify: only on changes) gone."""

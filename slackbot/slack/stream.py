@@ -108,6 +108,11 @@ class StreamSink:
     def streaming(self, task_id: int) -> bool:
         return task_id in self._streams
 
+    def ts_of(self, task_id: int) -> str:
+        """The task's current stream message ("" when none): where its stop's blocks land."""
+        stream = self._streams.get(task_id)
+        return stream.ts if stream is not None else ""
+
     async def open(self, ref: TaskRef, chunks: list[Chunk]) -> bool:
         """Starts the task's stream with its first chunks; False when the task shows the classic
         message instead (refused, failed, or the start budget spent)."""

@@ -26,7 +26,7 @@ HELP = """*slackbot* — a coding agent in your channel.
 • Reply in the thread while I work to steer me; press *Stop* to stop. Reply after I finish to follow up.
 • Options in a mention: `repo=NAME|URL`, `branch=NAME`, `model=NAME`.
 • `/agent repos` — repositories linked to this channel
-• `/agent repo add NAME URL [BRANCH] [github=OWNER/REPO]`, `/agent repo default NAME`, `/agent repo remove NAME`, `/agent repo set NAME setup="COMMAND" network=off|setup|on auto_push=on|off` (admins)
+• `/agent repo add NAME URL [BRANCH] [github=OWNER/REPO]`, `/agent repo default NAME`, `/agent repo remove NAME`, `/agent repo set NAME setup="COMMAND" network=off|setup|on auto_push=on|off plan=on|off` (admins)
 • `/agent secrets NAME` — secrets for a repository's setup command, in a form (admins)
 • `/agent skills` — the skills tasks here can use (`$name` in a mention runs one)
 • `/agent settings` — models, limits, network, access and more, in a form (admins)

@@ -7,11 +7,11 @@ import re
 from ...deps import Deps
 from ...mrkdwn import escape
 from ...options import unwrap
-from ....store import RepoConflict
+from ....store import RepoConflict, SavedSettings
 
 USAGE = ("Usage: `/agent repo add NAME URL [BRANCH] [github=OWNER/REPO]` · `/agent repo default NAME` · "
          "`/agent repo remove NAME` · `/agent repo set NAME setup=\"COMMAND\" network=off|setup|on "
-         "auto_push=on|off` · `/agent repos`")
+         "auto_push=on|off plan=on|off` · `/agent repos` (`plan=` is this channel's: plan first, then edit)")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 GITHUB = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
@@ -40,7 +40,7 @@ async def repo_command(deps: Deps, args: list[str], *, channel: str, user: str) 
     if verb == "remove":
         await deps.repos.unlink(channel, repo.id)
         return f"`{escape(repo.name)}` is no longer linked to this channel."
-    return await _set(deps, repo, rest[1:])
+    return await _set(deps, repo, rest[1:], channel=channel, user=user)
 
 
 async def _add(deps: Deps, args: list[str], *, channel: str, user: str) -> str:
@@ -72,11 +72,14 @@ async def _add(deps: Deps, args: list[str], *, channel: str, user: str) -> str:
     return f"Linked `{escape(repo.name)}` ({escape(repo.url)}) to this channel.{note}"
 
 
-async def _set(deps: Deps, repo, args: list[str]) -> str:
+async def _set(deps: Deps, repo, args: list[str], *, channel: str, user: str) -> str:
     changes: dict[str, object] = {}
+    plan: bool | None = None
     for a in args:
         key, _, value = a.partition("=")
-        if key == "setup":
+        if key == "plan" and value in ("on", "off"):
+            plan = value == "on"
+        elif key == "setup":
             changes["setup"] = value
         elif key == "network" and value in ("off", "setup", "on"):
             changes["network"] = value
@@ -86,10 +89,17 @@ async def _set(deps: Deps, repo, args: list[str]) -> str:
             changes["branch"] = value
         else:
             return f"I do not understand `{escape(a)}`.\n{USAGE}"
-    if not changes:
+    if not changes and plan is None:
         return USAGE
-    repo = await deps.repos.configure(repo.id, **changes)
-    return f"Updated `{escape(repo.name)}`: {describe(repo)}"
+    notes = []
+    if plan is not None:  # a channel setting (the settings modal's "Plan first, then edit")
+        await SavedSettings(deps.store).save("plan_mode", plan, scope=channel, by=user)
+        notes.append("Plan first is now " + ("on in this channel: tasks post a plan for approval before they edit."
+                                             if plan else "off in this channel: tasks edit at once."))
+    if changes:
+        repo = await deps.repos.configure(repo.id, **changes)
+        notes.insert(0, f"Updated `{escape(repo.name)}`: {describe(repo)}")
+    return "\n".join(notes)
 
 
 def describe(repo) -> str:
