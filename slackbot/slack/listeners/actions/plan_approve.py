@@ -17,7 +17,7 @@ def handler(deps: Deps):
             if task is None or task.id is None:
                 return
             result = await deps.runs.plans.approve(task.id, by=press.user, by_name=await deps.user_name(press.user),
-                                                   message_ts=press.message_ts)
+                                                   message_ts=press.ts_of(task.id))
             await answer(deps, press, task, result, "approve")
         except Exception as exc:  # never silent
             await failed(deps, press, exc, "approve")

@@ -16,7 +16,7 @@ def handler(deps: Deps):
             task = await allowed(deps, press)
             if task is None or task.id is None:
                 return
-            result = await deps.runs.plans.cancel(task.id, by=press.user, message_ts=press.message_ts)
+            result = await deps.runs.plans.cancel(task.id, by=press.user, message_ts=press.ts_of(task.id))
             await answer(deps, press, task, result, "cancel")
         except Exception as exc:  # never silent
             await failed(deps, press, exc, "cancel")

@@ -26,16 +26,25 @@ class Press:
     message_ts: str
     thread_ts: str | None
     value: str
+    shows: tuple[str, ...] | None = None  # the plan buttons' values on the pressed message (None: a form's)
 
     @property
     def task_id(self) -> int | None:
         return parse_id(self.value)
 
+    def ts_of(self, task_id: int) -> str:
+        """The pressed message, when it is this plan's (its buttons carry the task): a forged press
+        naming another message of the channel never has the bot rewrite it."""
+        return self.message_ts if self.shows is None or str(task_id) in self.shows else ""
+
 
 def read_press(body: dict[str, Any], action: dict[str, Any]) -> Press:
     message = body.get("message") or {}
+    shows = tuple(str(e.get("value", "")) for b in message.get("blocks") or [] if isinstance(b, dict)
+                  for e in b.get("elements") or [] if isinstance(e, dict)
+                  and str(e.get("action_id", "")).startswith("plan_"))
     return Press(body["user"]["id"], (body.get("channel") or {}).get("id", ""), str(message.get("ts", "")),
-                 message.get("thread_ts"), str(action.get("value", "")))
+                 message.get("thread_ts"), str(action.get("value", "")), shows)
 
 
 async def say_to(deps: Deps, press: Press, text: str) -> None:
@@ -65,7 +74,7 @@ async def answer(deps: Deps, press: Press, task: Task, result: PlanResult, actio
     if result.code == PlanCode.CANCELLED:
         return  # (the message says so: the renderer updates it)
     await say_to(deps, press, result_text(result, action))
-    if result.code == PlanCode.DECIDED and result.decision and press.message_ts and task.id is not None:
+    if result.code == PlanCode.DECIDED and result.decision and task.id is not None and press.ts_of(task.id):
         text, blocks = decided_blocks(task.id, task.answer, result.decision, result.by)
         deps.renderer.updater.submit(press.channel, press.message_ts, text, blocks, final=True)
 

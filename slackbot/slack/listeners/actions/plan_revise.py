@@ -31,7 +31,7 @@ def handler(deps: Deps):
                 return
             try:
                 await deps.client.views_open(trigger_id=body.get("trigger_id", ""),
-                                             view=revise_view(task.id, press.channel, press.message_ts))
+                                             view=revise_view(task.id, press.channel, press.ts_of(task.id)))
             except Exception as exc:
                 log.warning("views.open for a plan's revision failed: %s", exc)
                 await say_to(deps, press, NO_FORM.format(why=exc.__class__.__name__))
@@ -60,7 +60,7 @@ def submitted(deps: Deps):
             if task is None or task.id is None:
                 return
             result = await deps.runs.plans.revise(task.id, by=press.user, changes=changes[:CHANGES_MAX],
-                                                  message_ts=press.message_ts)
+                                                  message_ts=press.ts_of(task.id))
             await answer(deps, press, task, result, "revised")
         except Exception as exc:  # never silent
             await failed(deps, press, exc, "revise")
