@@ -2,7 +2,8 @@
 agent's: a warm one when there is one, else a cold one.
 
 A thread's first checkout is made while the container starts: in a one-shot container beside a
-cold start, or in the warm container itself before the agent's first command. A read-only run (the
+cold start, or in the warm container itself before the agent's first command (a scratch thread's
+start, which needs no mirror, in a cold one too). A read-only run (the
 plan phase of plan-first tasks) always checks out in a one-shot container, then sees /workspace
 and its home directory read-only: the engine's mount enforces it, not the prompt.
 """
@@ -75,6 +76,11 @@ async def start_sandbox(run: TaskRun, env: dict[str, str], *, writable: bool = T
                                             env=env, cpus=s.sandbox_cpus, memory=s.sandbox_memory)
     if not prepared.fresh:
         await start()
+        return
+    if prepared.remade and writable:  # a scratch start needs no mirror: made in the agent's container
+        await start()
+        run.sandbox = AfterCheckout(run.sandbox, run.steps.clone(
+            run.thread, run.task, prepared, run._progress, via=run.sandbox), checked_out)
         return
     cloned, started = await asyncio.gather(run.steps.clone(run.thread, run.task, prepared, run._progress),
                                            start(), return_exceptions=True)
