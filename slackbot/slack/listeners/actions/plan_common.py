@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from ....runs.plan import PlanCode, PlanResult
 from ....store import Task
@@ -82,3 +82,21 @@ async def answer(deps: Deps, press: Press, task: Task, result: PlanResult, actio
 async def failed(deps: Deps, press: Press, exc: Exception, action: str) -> None:
     log.exception("the plan's %s button failed", action)
     await say_to(deps, press, f"Sorry, I could not {action} the plan: {escape(reason(exc))}")
+
+
+Decide = Callable[[Press, Task], Awaitable[None]]
+
+
+def button(deps: Deps, verb: str, decide: Decide):
+    """A plan button's listener (Bolt passes `ack`, `body`, `action` by name): acknowledged at once,
+    the press checked (`allowed`), then `decide`; a failure is told to the presser (never silent)."""
+    async def pressed(ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        press = read_press(body, action)
+        try:
+            task = await allowed(deps, press)
+            if task is not None and task.id is not None:
+                await decide(press, task)
+        except Exception as exc:  # never silent
+            await failed(deps, press, exc, verb)
+    return pressed
