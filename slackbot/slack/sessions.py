@@ -10,13 +10,15 @@ a missing scope) is remembered and asked no more. See docs/slack.md."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from ..protocol import TaskRef
 from .blocks import Blocks, short
-from .stream import REFUSALS, Window, error_code
+from .stream import REFUSALS, WINDOW_S, Window, error_code
+from .stream_view import neutral
 
 log = logging.getLogger(__name__)
 PROCESSING, ACTIVE, CLOSED = "processing", "active", "closed"
@@ -27,6 +29,7 @@ TITLE_LIMIT = 200  # documented: "max 200 characters"
 CALLS_PER_MIN = 40
 END_WAIT_S = 30.0
 UNSUBSCRIBED = "missing_agent_session_stopped_event_subscription"
+ASKED_KEPT = 5000
 
 
 class Sessions:
@@ -40,6 +43,7 @@ class Sessions:
         self._starting = 0  # start calls waiting for Slack's answer
         self._calls = Window()
         self._warned = False
+        self._asked: dict[str, float] = {}  # calls a press of Slack's Stop made (again, settle) -> when
 
     def active(self) -> bool:
         return self.mode != "classic" and self.team_id not in self.refused
@@ -59,7 +63,7 @@ class Sessions:
             log.info("session calls are spent for this minute: task %s keeps its own Stop", ref.task_id)
             return False
         self._calls.take()
-        title = short(ref.prompt, TITLE_LIMIT - 12) if ref.prompt.strip() else ""
+        title = short(neutral(ref.prompt), TITLE_LIMIT - 12)  # the request's words: no Slack markup
         self._starting += 1  # (counted as open while Slack answers: starts come in bursts)
         try:
             made = await self._set(ref, PROCESSING, title=f"#{ref.task_id} {title}".strip(),
@@ -71,10 +75,11 @@ class Sessions:
         return made
 
     async def again(self, task_id: int) -> None:
-        """Processing once more (after a Stop this person may not press: Slack leaves the status to us)."""
+        """Processing once more (after a Stop this person may not press: Slack leaves the status to us).
+        Pressing costs the presser nothing: this is skipped (the status is still processing, as
+        Slack left it) when this task asked within the last minute or the budget has no room."""
         ref = self._open.get(task_id)
-        if ref is not None:
-            await self._calls.wait(self.calls_per_min, END_WAIT_S)
+        if ref is not None and self._spare(f"again:{task_id}"):
             await self._set(ref, PROCESSING)
 
     def ended(self, task_id: int) -> None:
@@ -83,16 +88,44 @@ class Sessions:
 
     async def end(self, task_id: int, status: str = ACTIVE) -> None:
         ref = self._open.pop(task_id, None)
-        if ref is not None:
-            await self._calls.wait(self.calls_per_min, END_WAIT_S)
+        if ref is not None and await self._room(ref.task_id):
             await self._set(ref, status)
 
-    async def settle(self, channel: str, thread_ts: str) -> None:
-        """Slack's Stop in a thread with no working task (one that ended, or a restart lost track
-        of it): Slack leaves the status to us, so it goes active."""
-        if self.active():
-            await self._calls.wait(self.calls_per_min, END_WAIT_S)
-            await self._set(TaskRef(0, 0, channel, thread_ts, ""), ACTIVE)
+    async def settle(self, channel: str, thread_ts: str, *, pressed: bool = False) -> None:
+        """An agent thread with no working task (one that ended, or a restart lost track of it):
+        Slack leaves the status to us, so it goes active. `pressed`: asked by a press of Slack's
+        Stop, which anyone can repeat, so within `_spare`'s limits; else (a task's end) it waits
+        for room as ends do."""
+        if not self.active():
+            return
+        if pressed and not self._spare(f"settle:{channel}:{thread_ts}"):
+            return
+        if not pressed and not await self._room(0):
+            return
+        await self._set(TaskRef(0, 0, channel, thread_ts, ""), ACTIVE)
+
+    async def _room(self, task_id: int) -> bool:
+        """Waits for room in the budget (ends have it kept for them); False, logged, when none came."""
+        if await self._calls.wait(self.calls_per_min, END_WAIT_S):
+            return True
+        log.warning("session calls are spent: the session of task %s is left as it is", task_id)
+        return False
+
+    def _spare(self, key: str) -> bool:
+        """Whether a call people can cause at will (a press of Slack's Stop) may be made: at most once
+        a minute per `key`, and only within the budget starts use (the rest stays for tasks' ends)."""
+        now = time.monotonic()
+        if now - self._asked.get(key, -WINDOW_S) < WINDOW_S:
+            return False
+        limit = self.calls_per_min - self.calls_per_min // 4 - len(self._open) - self._starting
+        if limit <= 0 or self._calls.room(limit) > 0:
+            log.info("session calls are spent for this minute: %s skipped", key.split(":")[0])
+            return False
+        if len(self._asked) >= ASKED_KEPT:
+            self._asked = {k: t for k, t in self._asked.items() if now - t < WINDOW_S}
+        self._asked[key] = now
+        self._calls.take()
+        return True
 
     async def _set(self, ref: TaskRef, status: str, **extra: Any) -> bool:
         try:

@@ -61,11 +61,16 @@ class Window:
     def take(self) -> None:
         self._sent.append(time.monotonic())
 
-    async def wait(self, limit: int, most_s: float) -> None:
+    async def wait(self, limit: int, most_s: float) -> bool:
+        """Waits up to `most_s` for room and takes it; False (nothing taken) when none came: a call
+        over the budget would only earn a 429 for every task."""
         deadline = time.monotonic() + most_s
-        while (room := self.room(limit)) > 0 and time.monotonic() < deadline:
+        while (room := self.room(limit)) > 0:
+            if time.monotonic() >= deadline:
+                return False
             await asyncio.sleep(min(room, max(0.01, deadline - time.monotonic())))
         self.take()
+        return True
 
 
 @dataclass
@@ -258,7 +263,9 @@ class StreamSink:
             keep = "processing" if self.keep_processing(stream.ref.task_id) else None
             await self._stop(stream, chunks=stream.pending, blocks=None, quiet=True, session_status=keep)
             stream.pending = []
-        await self._starts.wait(self.starts_per_min, STOP_WAIT_S)
+        if not await self._starts.wait(self.starts_per_min, STOP_WAIT_S):
+            log.info("stream starts are spent: task %s goes on in its status message", stream.ref.task_id)
+            return False
         carry = merge([plan_title(stream.ref.task_id, continued=True)], list(stream.steps.values()))
         try:
             stream.ts = await self._start(stream.ref, merge(carry, stream.pending))
@@ -274,7 +281,8 @@ class StreamSink:
     async def _stop(self, stream: _Stream, *, chunks: list[Chunk], blocks: list[dict] | None,
                     quiet: bool = False, session_status: str | None = None) -> str:
         """Slack's error code, "" when the stream stopped."""
-        await self._stops.wait(self.starts_per_min, STOP_WAIT_S)
+        if not await self._stops.wait(self.starts_per_min, STOP_WAIT_S):
+            return "ratelimited"  # (ours: the caller goes on as after any failed stop)
         args: dict[str, Any] = {"channel": stream.ref.channel, "ts": stream.ts}
         if chunks:
             args["chunks"] = chunks

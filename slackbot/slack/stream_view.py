@@ -7,7 +7,9 @@ blocks (files changed, Push, Transcript) on the stop call."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..protocol import CommandExecution, Event, ItemCompleted, ItemStarted, TodoEntry, TodoList
 from .blocks import ANSWER_INLINE_LIMIT, Blocks, final_blocks, short
@@ -16,6 +18,41 @@ Chunk = dict[str, Any]
 TITLE_LIMIT = 150  # Slack documents no limit for a task's title: kept short (not confirmed)
 FIELD_LIMIT = 256  # details/output: 256 characters (not confirmed in Slack's reference, see docs/slack.md)
 MARKDOWN_LIMIT = 12_000  # markdown_text, documented
+# What the model, a repository or a command writes reaches streamed Markdown and step titles. Slack's
+# own markup there (`<!channel>`, `<@U…>`, `<#C…>`, `<url|label>`, also written as entities) is not
+# documented to be inert, so it never arrives whole: a word joiner (invisible) follows its `<`.
+# (Code keeps `<!DOCTYPE`, `<!--`, `<![CDATA[` and `<std::string>` whole: none is Slack markup.)
+_MARKUP = re.compile(r"(<|&lt;|&#0*60;|&#x0*3c;)(?=\s*(?:!(?!--|\[CDATA\[|doctype\b)|[@#]|[a-z][a-z0-9+.-]*:(?!:)))",
+                     re.I)
+JOINER = "\u2060"
+# Control and bidirectional-override characters (tabs and newlines stay in Markdown).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_CODE = re.compile(r"(```.*?(?:```|\Z)|`[^`\n]+`)", re.S)
+_LINK = re.compile(r"(!?\[([^\]\n]{0,500})\]\(\s*<?([a-z][a-z0-9+.-]*:[^\s)>]*)>?(?:\s+\"[^\"\n]*\")?\s*\))", re.I)
+
+
+def neutral(text: str) -> str:
+    """Untrusted text for a stream: no Slack markup, no control characters."""
+    return _MARKUP.sub(lambda m: m.group(1) + JOINER, _CONTROL.sub("", text))
+
+
+def neutral_markdown(text: str) -> str:
+    """`neutral`, and a link whose label is not its own address shows the real host after it (as
+    the classic message does, mrkdwn.py), outside code."""
+    parts = _CODE.split(text)
+    return neutral("".join(p if i % 2 else _LINK.sub(_shown, p) for i, p in enumerate(parts)))
+
+
+def _shown(m: re.Match[str]) -> str:
+    whole, label, url = m.group(1), m.group(2).strip(), m.group(3)
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        host = ""
+    shown = host or url.split(":", 1)[-1]  # mailto:, tel: … show what follows the scheme
+    if label in (url, shown, url.split("://", 1)[-1]):
+        return whole
+    return f"{whole} ({shown})"
 
 
 def plan_title(task_id: int, *, continued: bool = False) -> Chunk:
@@ -23,12 +60,12 @@ def plan_title(task_id: int, *, continued: bool = False) -> Chunk:
 
 
 def task(task_id: str, title: str, status: str, *, details: str = "", output: str = "") -> Chunk:
-    chunk: Chunk = {"type": "task_update", "id": task_id, "title": short(title, TITLE_LIMIT) or "…",
+    chunk: Chunk = {"type": "task_update", "id": task_id, "title": short(neutral(title), TITLE_LIMIT) or "…",
                     "status": status}
     if details:
-        chunk["details"] = short(details, FIELD_LIMIT)
+        chunk["details"] = short(neutral(details), FIELD_LIMIT)
     if output:
-        chunk["output"] = output[:FIELD_LIMIT]
+        chunk["output"] = neutral(output)[:FIELD_LIMIT]
     return chunk
 
 
@@ -97,12 +134,15 @@ def settle(steps: dict[str, Chunk], ok: bool) -> list[Chunk]:
 
 def answer_chunks(answer: str) -> tuple[list[Chunk], bool]:
     """The answer as streamed Markdown (Slack renders Markdown in markdown_text, so it goes as the
-    model wrote it), and whether it was too long and goes into a file as well (as in classic)."""
+    model wrote it, but with no Slack markup and links showing their hosts: `neutral_markdown`),
+    and whether it was too long and goes into a file as well (as in classic)."""
     body = answer.strip()
     attach = len(body) > ANSWER_INLINE_LIMIT
-    if attach:
-        body = body[:ANSWER_INLINE_LIMIT] + "\n…"
-    return ([{"type": "markdown_text", "text": body[:MARKDOWN_LIMIT]}] if body else []), attach
+    body = neutral_markdown(body)
+    limit = min(ANSWER_INLINE_LIMIT, MARKDOWN_LIMIT)
+    if len(body) > limit:
+        body = body[:limit - 2] + "\n…"
+    return ([{"type": "markdown_text", "text": body}] if body else []), attach
 
 
 def stop_blocks(attach: bool, **final: Any) -> Blocks:

@@ -10,6 +10,7 @@ from ...home import publish_home
 
 def handler(deps: Deps):
     async def app_home_opened(event: dict[str, Any]) -> None:
-        if event.get("tab") == "home":
-            await publish_home(deps, event["user"])
+        user = event.get("user")
+        if event.get("tab") == "home" and isinstance(user, str) and user:
+            await publish_home(deps, user)
     return app_home_opened

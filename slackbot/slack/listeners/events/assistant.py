@@ -17,7 +17,7 @@ from typing import Any
 
 from ...deps import Deps
 from ...sessions import SESSION_REFUSALS
-from ...stream import error_code
+from ...stream import Window, error_code
 
 log = logging.getLogger(__name__)
 TITLE = "What should I work on?"
@@ -26,6 +26,7 @@ PROMPTS = [  # at most four (documented)
     {"title": "Review my branch…", "message": "Review the changes on my branch and list the problems you find."},
     {"title": "What changed this week?", "message": "What changed in the repository this week?"},
 ]
+CALLS_PER_MIN = 50  # setSuggestedPrompts is Tier 4 (100+ per minute)
 AGAIN_AFTER_S = 600.0  # the Messages tab opens often: its prompts are set again at most this often
 KEPT = 5000
 
@@ -35,9 +36,13 @@ class Prompts:
         self.deps = deps
         self.refused = ""
         self._set: dict[str, float] = {}  # conversation -> when its prompts were set
+        self._calls = Window()
 
-    async def show(self, channel: str, thread_ts: str | None = None) -> None:
-        if self.refused or not channel:
+    async def show(self, channel: Any, thread_ts: Any = None) -> None:
+        # Only a conversation with the bot (a DM), named by strings: an odd or forged event sets nothing.
+        if self.refused or not (_id(channel) and channel.startswith("D")):
+            return
+        if thread_ts is not None and not _id(thread_ts):
             return
         if thread_ts is None:
             if time.monotonic() - self._set.get(channel, -AGAIN_AFTER_S) < AGAIN_AFTER_S:
@@ -45,6 +50,11 @@ class Prompts:
             if len(self._set) >= KEPT:
                 self._set.clear()
             self._set[channel] = time.monotonic()
+        # People open conversations at will: a budget per minute, well inside the method's Tier 4.
+        if self._calls.room(CALLS_PER_MIN) > 0:
+            log.info("suggested prompts are spent for this minute: %s shows none", channel)
+            return
+        self._calls.take()
         try:
             await self.deps.client.assistant_threads_setSuggestedPrompts(
                 channel_id=channel, thread_ts=thread_ts, title=TITLE, prompts=PROMPTS)
@@ -61,18 +71,23 @@ def handlers(deps: Deps):
     prompts = Prompts(deps)
 
     async def assistant_thread_started(event: dict[str, Any]) -> None:
-        thread = event.get("assistant_thread") or {}
-        if thread.get("channel_id") and thread.get("thread_ts"):
+        thread = event.get("assistant_thread")
+        if isinstance(thread, dict) and _id(thread.get("channel_id")) and _id(thread.get("thread_ts")):
             await prompts.show(thread["channel_id"], thread["thread_ts"])
 
     async def assistant_thread_context_changed(event: dict[str, Any]) -> None:
         return None  # acknowledged (Bolt answers 404 to an event no listener takes)
 
     async def messages_tab_opened(event: dict[str, Any]) -> None:
-        await prompts.show(event.get("channel") or "")
+        await prompts.show(event.get("channel"))
 
     return assistant_thread_started, assistant_thread_context_changed, messages_tab_opened
 
 
 async def is_messages_tab(event: dict[str, Any]) -> bool:
     return event.get("tab") == "messages"
+
+
+def _id(value: Any) -> bool:
+    """A channel id or a ts as Slack sends them (a short string)."""
+    return isinstance(value, str) and 0 < len(value) <= 64
