@@ -242,3 +242,10 @@ def test_plan_blocks():
     for block in blocks + decided + revise_view(4, "C1", "1.2")["blocks"]:
         assert Block.parse(block) is not None
         Block.parse(block).validate_json()
+
+
+async def test_plan_on_alone_asks_for_nothing(slack, model, settings):
+    async with Bot(settings, port=0) as bot:
+        ts = await mention(slack, "plan=on")
+        await message_says(slack, ts, "Tell me what to do")
+        assert model.requests == [] and await bot.store.thread_for("C1", ts) is None

@@ -15,6 +15,7 @@ from ...files import attached_files
 from ...intake import (
     HUMAN_SUBTYPES, delivery_keys, handle_reply, react, reason, record_task, refused, say, start_task, strip_mention,
 )
+from ....runs.plan import take_option
 from ...options import parse_options
 from ...repo_choice import chooser_blocks, resolve
 
@@ -56,7 +57,8 @@ async def handle(deps: Deps, *, channel: str, thread_ts: str, user: str, text: s
         if handled is not None:
             return handled
     opts = parse_options(text)
-    found = await resolve(deps, channel, opts, user) if opts.text else None
+    asked = opts.text and take_option(opts.text)[0]  # (`plan=on` alone asks for nothing)
+    found = await resolve(deps, channel, opts, user) if asked else None
     if found is None or found.problem:  # nothing to record: mark it seen, then answer
         if not await deps.store.first_time(*keys):
             return False
