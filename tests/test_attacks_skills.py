@@ -349,12 +349,16 @@ def test_s9_a_task_folder_is_its_own_and_starts_clean(tmp_path):
     old = time.time() - 9 * 86400
     os.utime(root / "task-1", (old, old))
     skills = gather(settings, task_id=5, mirror=None, sha="")
-    assert skills.folder == root / "task-5" / "mounted"
-    assert not planted.exists() and skills.catalog.get("planted") is None
+    # Without a repository's own skills every task mounts one folder made once for the files as they
+    # are now (host-made, read-only in every sandbox); task-5's leftovers are not it.
+    assert skills.folder is not None and skills.folder.parent.name.startswith("local-")
+    assert skills.catalog.get("planted") is None and not (skills.folder / "planted").exists()
+    assert gather(settings, task_id=7, mirror=None, sha="").folder == skills.folder
     assert (other / "SKILL.md").read_text() == "another task's copy"
     assert not (root / "task-1").exists()
     from slackbot.runs.skill_set import release
     release(settings, 5)
+    assert not planted.exists() and skills.folder.is_dir()  # the shared folder outlives a task
     assert not (root / "task-5").exists() and (root / "task-6").exists()
 
 

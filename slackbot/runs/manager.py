@@ -275,12 +275,13 @@ class RunManager:
     # ---- the queue -------------------------------------------------------------------------
 
     async def _dispatch(self) -> None:
-        seen, last_claim = -1, 0.0
+        seen, last_claim, signalled = -1, 0.0, False
         wake = self.signals.waiter("queue")
         while not self._closing:
             try:
-                counter = await self.coord.queue_counter()
-                if counter != seen or time.monotonic() - last_claim >= CLAIM_AT_LEAST_S:
+                # A signal says something was queued: claimed at once (the counter is for polling).
+                counter = seen if signalled else await self.coord.queue_counter()
+                if signalled or counter != seen or time.monotonic() - last_claim >= CLAIM_AT_LEAST_S:
                     seen, last_claim = counter, time.monotonic()
                     while not self._closing:
                         task = await self.queue.claim_next(self.limits, self.worker_name,
@@ -292,7 +293,7 @@ class RunManager:
                 raise
             except Exception:
                 log.exception("dispatcher error; retrying")
-            await wake.wait()
+            signalled = await wake.wait()
 
     def _start(self, task: Task) -> None:
         assert task.id is not None  # claimed: read from the store

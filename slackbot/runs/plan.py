@@ -12,6 +12,8 @@ container and no place in the limits: the plan's task has ended.
 
 from __future__ import annotations
 
+import asyncio
+
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -109,7 +111,10 @@ class Plans:
         if task.plan or task.pinned:  # decided already (an approval's task); the terminal has no buttons
             return Settled(task.plan, task.prompt)
         prompt, option = take_option(task.prompt)
-        earlier = [t for t in await self.store.thread_tasks(task.thread_id) if t.id is not None and t.id < task.id]
+        # (read together: this is on every task's way to its start)
+        tasks, channel = await asyncio.gather(self.store.thread_tasks(task.thread_id),
+                                              effective(self.store, self.settings, task.channel))
+        earlier = [t for t in tasks if t.id is not None and t.id < task.id]
         last = earlier[-1] if earlier else None
         if last is not None and last.id is not None and last.plan == PLAN:
             if last.status == TaskStatus.DONE and not await self.store.seen(decision_key(last.id)):
@@ -124,7 +129,7 @@ class Plans:
             if last.status != TaskStatus.DONE:
                 option = option or "on"
         if not option:
-            option = "on" if (await effective(self.store, self.settings, task.channel)).plan_mode else "off"
+            option = "on" if channel.plan_mode else "off"
         return Settled(PLAN if option == "on" else "", prompt)
 
     async def revised(self, settled: Settled, task: Task) -> None:

@@ -79,11 +79,13 @@ class Waiter:
         self.poll_s = poll_s
         self.event = asyncio.Event()
 
-    async def wait(self) -> None:
-        """Returns when signalled, or after the polling interval (longer while LISTEN works).
-        Callers then look at the database either way."""
+    async def wait(self) -> bool:
+        """Returns when signalled (True), or after the polling interval (False; longer while LISTEN
+        works). Callers then look at the database either way."""
         timeout = LISTEN_FALLBACK_S if self.signals.listening else self.poll_s
+        signalled = False
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                await self.event.wait()
+                signalled = await self.event.wait()
         self.event.clear()
+        return signalled

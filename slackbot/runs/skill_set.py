@@ -9,7 +9,10 @@ mounts read-only at /skills.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import secrets
 import shutil
 import sys
 import time
@@ -91,9 +94,15 @@ class TaskSkills:
 def gather(settings: Settings, *, task_id: int, mirror: Path | None, sha: str) -> TaskSkills:
     """Blocking (files and git): run it on the git executor."""
     root = settings.data_dir.resolve() / "skills"
+    if mirror is None or not sha:  # the bot's own skills only: the same for every such task
+        return _local_skills(settings, root)
     _prune(root)
     folder = root / f"task-{task_id}"
     shutil.rmtree(folder, ignore_errors=True)
+    return _made(settings, folder, mirror, sha)
+
+
+def _made(settings: Settings, folder: Path, mirror: Path | None, sha: str) -> TaskSkills:
     warnings: list[str] = []
     catalog = _catalog(settings, mirror, sha, folder / "repository", warnings)
     mounted = folder / "mounted"
@@ -102,6 +111,48 @@ def gather(settings: Settings, *, task_id: int, mirror: Path | None, sha: str) -
     for path in [mounted, *mounted.rglob("*")] if mounted.exists() else []:
         path.chmod(0o755 if path.is_dir() or path.stat().st_mode & 0o111 else 0o644)
     return TaskSkills(catalog, mounted if catalog.skills else None, warnings)
+
+
+# The admin folder's and the built-in skills, made once per state of their files (a task start
+# then copies and parses nothing): folder name -> what it holds.
+_LOCAL: dict[Path, TaskSkills] = {}
+
+
+def _local_skills(settings: Settings, root: Path) -> TaskSkills:
+    folder = root / f"local-{_signature(settings)}"
+    made = _LOCAL.get(folder)
+    if made is None or not (folder / ".ready").is_file():
+        _prune(root, keep=folder.name)
+        tmp = root / f"{folder.name}.tmp-{secrets.token_hex(4)}"
+        try:
+            made = _made(settings, tmp, None, "")
+            (tmp / ".ready").parent.mkdir(parents=True, exist_ok=True)
+            (tmp / ".ready").write_text("")
+            try:
+                tmp.rename(folder)
+            except OSError:  # another process made it first: the same files
+                pass
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        made = _LOCAL[folder] = TaskSkills(made.catalog, folder / "mounted" if made.folder else None, made.warnings)
+    return TaskSkills(made.catalog, made.folder, list(made.warnings))
+
+
+def _signature(settings: Settings) -> str:
+    """What the admin folder's and the built-in skills' files are now (names, sizes, times)."""
+    digest = hashlib.sha256()
+    for folder in (settings.skills_dir, builtin_dir()):
+        if folder is None:
+            continue
+        for top, dirs, files in os.walk(folder):
+            dirs.sort()
+            for name in sorted(files):
+                try:
+                    st = os.lstat(os.path.join(top, name))
+                except OSError:
+                    continue
+                digest.update(f"{top}/{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode(errors="replace"))
+    return digest.hexdigest()[:16]
 
 
 def channel_catalog(settings: Settings, *, mirror: Path | None, sha: str) -> Catalog:
@@ -154,10 +205,12 @@ def _links_and_hidden(folder: str, names: list[str]) -> list[str]:
     return [n for n in names if n.startswith(".") or (Path(folder) / n).is_symlink()]
 
 
-def _prune(root: Path) -> None:
+def _prune(root: Path, keep: str | None = None) -> None:
+    """Old task folders (a crashed process's); with `keep`, the local folders but that one too."""
     if not root.is_dir():
         return
-    for old in root.glob("task-*"):
+    local = [p for p in root.glob("local-*") if p.name != keep] if keep is not None else []
+    for old in [*root.glob("task-*"), *local]:
         try:
             if time.time() - old.stat().st_mtime > STALE_S:
                 shutil.rmtree(old, ignore_errors=True)

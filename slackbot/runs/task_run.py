@@ -237,11 +237,13 @@ class TaskRun:
         assert self.agent is not None and self.prepared is not None and self.files is not None
         s = self.settings
         # Replies nobody read yet (written after a Stop or a restart) come before this request.
-        for steer in await self.agent.inbox():
+        steers = await self.agent.inbox()
+        for steer in steers:
             await self.agent.record(steer_message(steer, self.task.requester))
             await self.emit_soon(ItemCompleted(UserMessage(f"task_{self.task.id}_inbox_{steer.ts}", steer.text,
                                                       steer.user)))
-        await self.writes.flush()  # (the history is read back next)
+        if steers:  # the history is read back next (earlier runs' rows were written before they ended)
+            await self.writes.flush()
         instructions = "\n\n".join(t for t in (self.prepared.instructions, self.skills.prompt_text(),
                                                 extra_instructions(s), PLAN_PHASE if self.planning else "") if t)
         messages, usage = await build_messages(

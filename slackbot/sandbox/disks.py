@@ -17,6 +17,7 @@ any name inside it (a `work` symlink, say) was chosen by a sandbox.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import subprocess
@@ -29,6 +30,7 @@ from typing import Callable, TypeVar, TypeVarTuple
 
 from . import slots
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 SANDBOX_UID = 1000
@@ -141,6 +143,33 @@ class WorkspaceDisks:
         return WorkspaceDisk(base / "work", base / "home", enforced=False, moved_aside=moved)
 
     def _make_image(self, image: Path) -> None:
+        """A new thread's image: the spare one made ahead when there is one (a task's start then waits
+        for no mkfs), and the next spare made behind it."""
+        spare = self._spare_path()
+        try:
+            os.rename(spare, image)
+        except FileNotFoundError:
+            self._format(image)
+        try:  # (the caller holds the lock: the next spare is made on the other thread, after it)
+            self._executor.submit(self._spare)
+        except RuntimeError:  # shutting down
+            pass
+
+    def _spare(self) -> None:
+        with self._lock:
+            spare = self._spare_path()
+            if not spare.exists():
+                try:
+                    self._format(spare)
+                except DiskError as exc:
+                    log.warning("could not make a spare workspace image: %s", exc)
+
+    def _spare_path(self) -> Path:
+        """A formatted image waiting for the next new thread (named by its size: a changed quota
+        never takes an old one)."""
+        return self.root / f".spare-{self.quota_bytes}.img"
+
+    def _format(self, image: Path) -> None:
         template = self.tmp_dir / "workspace-template"
         for name in ("work", "home"):
             (template / name).mkdir(parents=True, exist_ok=True)
