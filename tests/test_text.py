@@ -53,7 +53,8 @@ left out of the commit (too large): big.bin (60000000 bytes)"""
 
 
 def test_the_transcript_renders_stored_events():
-    task = SimpleNamespace(id=7, requester="U1", requester_name="Ann", status="done", prompt="fix the test")
+    task = SimpleNamespace(id=7, requester="U1", requester_name="Ann", status="done", prompt="fix the test", plan="",
+                           approved_by="")
     stored = [event_to_dict(e) for e in EVENTS]
     stored.insert(3, {"type": "item.completed", "item": {"type": "from_a_newer_version", "id": "x"}})
     assert render_transcript(task, stored) == (
