@@ -133,7 +133,7 @@ async def test_double_click_on_approve_starts_one_task(slack, model, settings):
         assert [(t.id, t.plan, t.approved_by) for t in tasks] == [(1, "plan", "U1"), (2, "approved", "U1")]
         assert len(model.requests) == 2
         await slack.wait_for(lambda: len(ephemeral_texts(slack, "U1")) >= 2, timeout=15)
-        assert all("plan of task #1 was already" in t for t in ephemeral_texts(slack, "U1"))
+        assert all("plan of task #1 was already" in t for t in ephemeral_texts(slack, "U1")), ephemeral_texts(slack, "U1")
 
 
 async def test_revise_by_form_and_by_reply_then_cancel(slack, model, settings):

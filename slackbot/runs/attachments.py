@@ -11,6 +11,7 @@ taken is said in the thread (an `error` item that the Slack front posts); the ta
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -215,7 +216,9 @@ class Attachments:
                     and isinstance(self.model, TakesImages):
                 spool.seek(0)
                 token = secrets.token_hex(8)
-                data_url = f"data:{f.mimetype};base64,{base64.b64encode(spool.read()).decode()}"
+                # (up to IMAGE_MAX read and encoded: off the event loop)
+                data_url = await asyncio.to_thread(lambda: f"data:{f.mimetype};base64,"
+                                                   f"{base64.b64encode(spool.read()).decode()}")
                 if self.model.add_image(token, data_url):
                     image, self._images_left = IMAGE_MARKER.format(token), self._images_left - size
             spool.seek(0)

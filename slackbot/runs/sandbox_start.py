@@ -53,6 +53,11 @@ async def start_sandbox(run: TaskRun, env: dict[str, str], *, writable: bool = T
     def checked_out(thread: AgentThread) -> None:
         run.thread = thread
 
+    def checking_out(sandbox: Any) -> AfterCheckout:
+        """`sandbox`, its first checkout made in it while the model's first call goes out."""
+        return AfterCheckout(sandbox, run.steps.clone(run.thread, run.task, prepared, run._progress, via=sandbox),
+                             checked_out)
+
     warm = run.sandbox = await taken_warm(run)
     if warm is not None:
         try:
@@ -64,9 +69,8 @@ async def start_sandbox(run: TaskRun, env: dict[str, str], *, writable: bool = T
             run.sandbox = None
             await warm.close()
         if run.sandbox is not None:
-            if prepared.fresh and writable:  # made in it while the model's first call goes out
-                run.sandbox = AfterCheckout(run.sandbox, run.steps.clone(
-                    run.thread, run.task, prepared, run._progress, via=run.sandbox), checked_out)
+            if prepared.fresh and writable:
+                run.sandbox = checking_out(run.sandbox)
             elif prepared.fresh:  # (it cannot write: a one-shot container makes the checkout)
                 checked_out(await run.steps.clone(run.thread, run.task, prepared, run._progress))
             return
@@ -79,8 +83,7 @@ async def start_sandbox(run: TaskRun, env: dict[str, str], *, writable: bool = T
         return
     if prepared.remade and writable:  # a scratch start needs no mirror: made in the agent's container
         await start()
-        run.sandbox = AfterCheckout(run.sandbox, run.steps.clone(
-            run.thread, run.task, prepared, run._progress, via=run.sandbox), checked_out)
+        run.sandbox = checking_out(run.sandbox)
         return
     cloned, started = await asyncio.gather(run.steps.clone(run.thread, run.task, prepared, run._progress),
                                            start(), return_exceptions=True)

@@ -27,6 +27,7 @@ class Press:
     thread_ts: str | None
     value: str
     shows: tuple[str, ...] | None = None  # the plan buttons' values on the pressed message (None: a form's)
+    trigger_id: str = ""  # a button's (to open a form)
 
     @property
     def task_id(self) -> int | None:
@@ -44,7 +45,7 @@ def read_press(body: dict[str, Any], action: dict[str, Any]) -> Press:
                   for e in b.get("elements") or [] if isinstance(e, dict)
                   and str(e.get("action_id", "")).startswith("plan_"))
     return Press(body["user"]["id"], (body.get("channel") or {}).get("id", ""), str(message.get("ts", "")),
-                 message.get("thread_ts"), str(action.get("value", "")), shows)
+                 message.get("thread_ts"), str(action.get("value", "")), shows, str(body.get("trigger_id", "")))
 
 
 async def say_to(deps: Deps, press: Press, text: str) -> None:

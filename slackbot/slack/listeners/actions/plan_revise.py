@@ -8,9 +8,10 @@ import json
 import logging
 from typing import Any
 
+from ....store import Task
 from ...deps import Deps
 from ...plan_view import CHANGES_MAX, revise_view, result_text
-from .plan_common import Press, allowed, answer, failed, read_press, say_to
+from .plan_common import Press, allowed, answer, button, failed, say_to
 
 log = logging.getLogger(__name__)
 NO_FORM = ("I could not open the form ({why}). Reply in this thread with what should change instead: while a plan "
@@ -18,26 +19,19 @@ NO_FORM = ("I could not open the form ({why}). Reply in this thread with what sh
 
 
 def handler(deps: Deps):
-    async def plan_revise(ack, body: dict[str, Any], action: dict[str, Any]) -> None:
-        await ack()
-        press = read_press(body, action)
+    async def revise(press: Press, task: Task) -> None:
+        assert task.id is not None
+        problem = await deps.runs.plans.check(task.id)
+        if problem is not None:
+            await say_to(deps, press, result_text(problem, "revised"))
+            return
         try:
-            task = await allowed(deps, press)
-            if task is None or task.id is None:
-                return
-            problem = await deps.runs.plans.check(task.id)
-            if problem is not None:
-                await say_to(deps, press, result_text(problem, "revised"))
-                return
-            try:
-                await deps.client.views_open(trigger_id=body.get("trigger_id", ""),
-                                             view=revise_view(task.id, press.channel, press.ts_of(task.id)))
-            except Exception as exc:
-                log.warning("views.open for a plan's revision failed: %s", exc)
-                await say_to(deps, press, NO_FORM.format(why=exc.__class__.__name__))
-        except Exception as exc:  # never silent
-            await failed(deps, press, exc, "revise")
-    return plan_revise
+            await deps.client.views_open(trigger_id=press.trigger_id,
+                                         view=revise_view(task.id, press.channel, press.ts_of(task.id)))
+        except Exception as exc:
+            log.warning("views.open for a plan's revision failed: %s", exc)
+            await say_to(deps, press, NO_FORM.format(why=exc.__class__.__name__))
+    return button(deps, "revise", revise)
 
 
 def submitted(deps: Deps):
